@@ -182,4 +182,3 @@ func healthcheck(listen string) int {
 	}
 	return 0
 }
-
