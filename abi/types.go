@@ -102,3 +102,23 @@ func (s Status) AsError() error {
 	}
 	return s
 }
+
+// MapType names a header map in the header-map host calls.
+type MapType uint32
+
+const (
+	MapRequestHeaders   MapType = 0
+	MapRequestTrailers  MapType = 1
+	MapResponseHeaders  MapType = 2
+	MapResponseTrailers MapType = 3
+)
+
+// BufferType names a buffer in proxy_get_buffer_bytes.
+type BufferType uint32
+
+const (
+	BufferRequestBody         BufferType = 0
+	BufferResponseBody        BufferType = 1
+	BufferVMConfiguration     BufferType = 6
+	BufferPluginConfiguration BufferType = 7
+)
