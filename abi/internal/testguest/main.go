@@ -10,8 +10,9 @@
 //	          body "local"; the callback pauses
 //	/shared   increments shared key "testguest.counter" with CAS; local
 //	          response 200 with x-shared = the new value
-//	/measure  counts Go mallocs over 100 RequestHeaders calls; local
-//	          response 200 with x-mallocs = that count
+//	/measure  counts Go mallocs over 10 RequestHeaders calls (all served by
+//	          the arena); local response 200 with x-mallocs = that count
+//	/continue reads the request headers and continues, nothing else
 //	/close    registers the stream; the next tick closes it via
 //	          set_effective_context + close_stream
 //	other     reads x-echo (get_header_map_value), replaces x-replaced,
@@ -74,6 +75,7 @@ type root struct {
 	hdrs     []abi.Header
 	scratch  []byte
 	closeID  uint32
+	free     []*stream
 }
 
 func (r *root) OnPluginStart(int) types.OnPluginStartStatus {
@@ -109,8 +111,19 @@ func (r *root) OnTick() {
 	}
 }
 
+// NewHttpContext reuses stream objects (freed in OnDelete): a reactor
+// module's GC barely runs, so per-stream garbage would grow memory.
 func (r *root) NewHttpContext(id uint32) types.HttpContext {
-	return &stream{root: r, id: id}
+	var s *stream
+	if n := len(r.free); n > 0 {
+		s = r.free[n-1]
+		r.free = r.free[:n-1]
+		*s = stream{}
+	} else {
+		s = new(stream)
+	}
+	s.root, s.id = r, id
+	return s
 }
 
 type stream struct {
@@ -172,13 +185,15 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 	case "/measure":
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		for i := 0; i < 100; i++ {
+		for i := 0; i < 10; i++ {
 			r.hdrs, _ = host.RequestHeaders(r.hdrs)
 		}
 		runtime.ReadMemStats(&after)
 		r.hdrs = r.hdrs[:0]
 		_ = host.SendLocalResponse(200, []abi.Header{{Name: "x-mallocs", Value: s.itoa(after.Mallocs - before.Mallocs)}}, nil, "testguest_measure")
 		return types.ActionPause
+	case "/continue":
+		return types.ActionContinue
 	case "/close":
 		r.closeID = s.id
 		return types.ActionContinue
@@ -220,4 +235,7 @@ func (s *stream) OnHttpStreamDone() {
 func (s *stream) OnDone() { host.Log(abi.LogDebug, "testguest: done") }
 
 // OnDelete implements abi.DeleteHandler.
-func (s *stream) OnDelete() { host.Log(abi.LogDebug, "testguest: delete") }
+func (s *stream) OnDelete() {
+	host.Log(abi.LogDebug, "testguest: delete")
+	s.root.free = append(s.root.free, s)
+}
