@@ -151,16 +151,18 @@ type Stats struct {
 
 // slot caches one key's last value seen or written, with its CAS.
 type slot struct {
-	key   int32 // key index + 1; 0 = empty
-	exact bool  // cas came from a Get (else it is a prediction, doc.go)
-	// noGuess: writes that will not predict their CAS (after a failed
-	// prediction: the key is contended, a Get costs less than a miss).
-	noGuess uint8
-	cas   uint32
-	at    uint32 // second the value and CAS were learned
-	val   []byte
+	key     int32 // key index + 1; 0 = empty
+	exact   bool  // cas came from a Get (else it is a prediction, doc.go)
+	missing bool  // the Get said ErrNotFound (exact, val empty)
+	cas     uint32
+	at      uint32 // second the value and CAS were learned
+	seq     uint32 // operation that fetched it
+	val     []byte
 }
 
+// The cache is direct-mapped: slot 0 holds the global record, the next 63
+// tenant buckets, the last 64 client buckets (so one admission's three keys
+// never evict each other).
 const cacheSlots = 128
 
 // Limiter admits and releases SSE streams over a Store. One Limiter per VM:
@@ -182,6 +184,8 @@ type Limiter struct {
 	lb     uint32 // lower bound of the store's next CAS (doc.go)
 	lbAt   uint32 // second lb was last anchored to a recent write
 	lbOK   bool
+	score  int8   // prediction hits minus misses, clamped; predict when > 0
+	seq    uint32 // operation counter
 	anchor uint32 // creation CAS for the current operation, 0 if none yet
 
 	stats Stats
@@ -235,7 +239,7 @@ func New(c Config, s Store) (*Limiter, error) {
 	case !validScope(c.Scope):
 		return nil, errors.New("limiter: Scope must match [A-Za-z0-9._-]{1,64}")
 	}
-	l := &Limiter{cfg: c, s: s}
+	l := &Limiter{cfg: c, s: s, score: 1}
 	grain := c.MaxDuration / 60
 	l.grain = uint32(max(grain/time.Second, 1))
 	l.span = uint32((c.MaxDuration + c.Tick + time.Second - 1) / time.Second)
@@ -298,13 +302,16 @@ func (l *Limiter) Admit(now time.Time, ip identity.Key, tenant string, lease *Le
 	if !ok || uint64(sec)+uint64(l.span) > math.MaxUint32 {
 		return Busy, ErrClock
 	}
-	l.anchor = 0
+	l.begin()
 	start := sec - sec%l.grain
 	th := fnvString(fnvOffset, tenant)
 	tb := 1 + uint32(th%uint64(l.cfg.TenantBuckets))
 	cb := 1 + uint32(l.cfg.TenantBuckets) + uint32(fnvBytes(fnvOffset, ip[:])%uint64(l.cfg.IPBuckets))
 	var ch change
 	ch.exp, ch.now, ch.add, ch.maxRate = start+l.span, sec, true, l.cfg.RatePerMin
+	if err := l.prefetch(0, int(tb), int(cb), sec); err != nil {
+		return Busy, err
+	}
 
 	// 1. global
 	if r, err := l.apply(0, kindGlobal, &ch); r != None {
@@ -354,7 +361,11 @@ func (l *Limiter) Release(now time.Time, lease *Lease) error {
 	if sec >= lease.exp {
 		return nil
 	}
-	l.anchor = 0
+	l.begin()
+	if err := l.prefetch(int(lease.cb), int(lease.tb), 0, sec); err != nil {
+		l.stats.LeakedRelease++
+		return err
+	}
 	ch := change{exp: lease.exp, now: sec, maxRate: l.cfg.RatePerMin, id: [16]byte(lease.ip)}
 	err := l.rollback(int(lease.cb), kindClient, &ch)
 	ch.id = tenantID(lease.tenant)
@@ -406,14 +417,11 @@ var errExhausted = errors.New("limiter: store contention: retries exhausted")
 // clientRefuses reports, from a fresh read, whether the client record would
 // refuse ip (ip_limit); used only to order the reason of a refusal.
 func (l *Limiter) clientRefuses(idx int, ip identity.Key, now uint32) bool {
-	v, _, err := l.get(idx, now)
-	if err != nil {
-		if err != ErrNotFound {
-			return false
-		}
-		v = nil
+	sl := &l.cache[l.slotOf(idx)]
+	if !l.fresh(sl, idx) && l.fetch(idx, now) != nil {
+		return false
 	}
-	if decode(v, kindClient, &l.in) != nil && v != nil {
+	if decode(sl.val, kindClient, &l.in) != nil && !sl.missing {
 		l.stats.Corrupt++
 	}
 	id := [16]byte(ip)
@@ -455,41 +463,30 @@ func (l *Limiter) decide(kind uint8, v *view, ch *change) Reason {
 // apply runs one read-modify-CAS-write of key idx: admit (ch.add) or release
 // one lease of cohort ch.exp for entry ch.id. It returns None when written
 // (or, releasing, when there was nothing to release), the refusing reason,
-// or Busy (with the store error, if any) after MaxRetries attempts.
+// or Busy (with the store error, if any) after MaxRetries Sets.
 //
-// Data from the cache is only used to attempt a write: a refusal, or a
-// release with nothing to release, is always confirmed with a fresh Get.
+// Cached data is only used to attempt a write: a refusal, or a release with
+// nothing to release, is always confirmed with a Get made in this operation.
 func (l *Limiter) apply(idx int, kind uint8, ch *change) (Reason, error) {
-	sl := &l.cache[slotOf(idx)]
+	sl := &l.cache[l.slotOf(idx)]
 	now := ch.now
 	forceGet := false
 	for sets := 0; sets < l.cfg.MaxRetries; {
-		var cur []byte
-		var cas uint32
-		missing, fromGet, guessed := false, false, false
-		if !forceGet && sl.key == int32(idx+1) && now >= sl.at && now-sl.at <= cacheTTL {
-			cur, cas, guessed = sl.val, sl.cas, !sl.exact
-		} else {
-			v, c, err := l.get(idx, now)
-			fromGet = true
-			switch err {
-			case nil:
-				cur, cas = v, c
-			case ErrNotFound:
-				missing = true
-			default:
+		fresh := l.fresh(sl, idx)
+		if !fresh && (forceGet || !l.usable(sl, idx, now)) {
+			if err := l.fetch(idx, now); err != nil {
 				return Busy, err
 			}
+			fresh = true
 		}
-		if decode(cur, kind, &l.in) != nil && !missing {
-			if fromGet {
-				l.stats.Corrupt++ // overwritten below (CAS-conditioned)
-			}
+		missing, guessed, cas := sl.missing, !sl.exact, sl.cas
+		if decode(sl.val, kind, &l.in) != nil && !missing && fresh {
+			l.stats.Corrupt++ // treated as empty, overwritten below (CAS-conditioned)
 		}
 		if ch.add {
 			v := look(&l.in, &ch.id, now)
 			if r := l.decide(kind, &v, ch); r != None {
-				if !fromGet {
+				if !fresh {
 					forceGet = true
 					continue
 				}
@@ -497,7 +494,7 @@ func (l *Limiter) apply(idx int, kind uint8, ch *change) (Reason, error) {
 			}
 			rebuild(&l.in, &l.out, ch)
 		} else if !rebuild(&l.in, &l.out, ch) {
-			if !fromGet {
+			if !fresh {
 				forceGet = true
 				continue
 			}
@@ -518,15 +515,18 @@ func (l *Limiter) apply(idx int, kind uint8, ch *change) (Reason, error) {
 			if missing {
 				l.stats.Creates++
 			}
+			if guessed {
+				l.scoreHit(true)
+			}
 			l.wrote(sl, idx, now)
 			return None, nil
 		case ErrCasMismatch:
 			l.stats.Mismatches++
-			sl.key = 0
 			if guessed {
 				l.stats.GuessMisses++
-				sl.noGuess = 4
+				l.scoreHit(false)
 			}
+			sl.key = 0
 			forceGet = true
 		default:
 			sl.key = 0
@@ -537,29 +537,86 @@ func (l *Limiter) apply(idx int, kind uint8, ch *change) (Reason, error) {
 	return Busy, nil
 }
 
-func slotOf(idx int) int {
-	if idx == 0 {
-		return 0
+// begin starts an Admit or Release.
+func (l *Limiter) begin() {
+	l.anchor = 0
+	l.seq++
+	if l.seq == 0 {
+		l.seq = 1
 	}
-	return 1 + (idx-1)%(cacheSlots-1)
 }
 
-// get reads key idx into the cache slot (exact CAS) and returns the value.
-func (l *Limiter) get(idx int, now uint32) ([]byte, uint32, error) {
+// prefetch reads, before any write, the keys whose cache cannot be used
+// for writing, so the CAS lower bound is as recent as possible before the
+// first Set (doc.go). A missing key is fine; another error is returned.
+func (l *Limiter) prefetch(a, b, c int, now uint32) error {
+	for _, idx := range [3]int{a, b, c} {
+		sl := &l.cache[l.slotOf(idx)]
+		if !l.fresh(sl, idx) && !l.usable(sl, idx, now) {
+			if err := l.fetch(idx, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (l *Limiter) slotOf(idx int) int {
+	switch {
+	case idx == 0:
+		return 0
+	case idx <= l.cfg.TenantBuckets:
+		return 1 + (idx-1)%(cacheSlots/2-1)
+	}
+	return cacheSlots/2 + (idx-1-l.cfg.TenantBuckets)%(cacheSlots/2)
+}
+
+// fresh: the slot holds key idx as read by a Get in this operation.
+func (l *Limiter) fresh(sl *slot, idx int) bool {
+	return sl.key == int32(idx+1) && sl.exact && sl.seq == l.seq
+}
+
+// usable: the slot holds key idx, recent enough to attempt a write with;
+// a predicted CAS only while predictions have been paying off.
+func (l *Limiter) usable(sl *slot, idx int, now uint32) bool {
+	return sl.key == int32(idx+1) && !sl.missing && now >= sl.at && now-sl.at <= cacheTTL &&
+		(sl.exact || l.score > 0)
+}
+
+func (l *Limiter) scoreHit(hit bool) {
+	switch {
+	case hit && l.score < 4:
+		l.score++
+	case !hit && l.score > -4:
+		l.score--
+	}
+}
+
+// fetch reads key idx into its cache slot (exact CAS, or missing).
+func (l *Limiter) fetch(idx int, now uint32) error {
+	sl := &l.cache[l.slotOf(idx)]
 	v, c, err := l.s.Get(l.keys[idx], l.getBuf[:0])
 	l.stats.Gets++
 	if cap(v) > cap(l.getBuf) {
 		l.getBuf = v[:0]
 	}
-	sl := &l.cache[slotOf(idx)]
-	if err != nil {
+	switch err {
+	case nil:
+	case ErrNotFound:
+		sl.key, sl.exact, sl.missing, sl.cas, sl.at, sl.seq = int32(idx+1), true, true, 0, now, l.seq
+		sl.val = sl.val[:0]
+		return nil
+	default:
 		sl.key = 0
-		return nil, 0, err
+		return err
+	}
+	if sl.key == int32(idx+1) && !sl.exact && now >= sl.at && now-sl.at <= cacheTTL {
+		l.scoreHit(c == sl.cas) // would the prediction have been right?
 	}
 	l.observe(c, now, len(v) >= 5 && recentStamp(v, now))
-	sl.key, sl.exact, sl.cas, sl.at = int32(idx+1), true, c, now
+	sl.key, sl.exact, sl.missing, sl.cas, sl.at, sl.seq = int32(idx+1), true, false, c, now, l.seq
 	sl.val = append(sl.val[:0], v...)
-	return sl.val, c, nil
+	return nil
 }
 
 // recentStamp reports whether the record's write stamp is within cacheTTL
@@ -576,25 +633,24 @@ func (l *Limiter) observe(c uint32, now uint32, fresh bool) {
 	if !l.lbOK || int32(n-l.lb) > 0 {
 		l.lb, l.lbOK = n, true
 	}
-	if fresh && l.lbOK {
+	if fresh {
 		l.lbAt = now
 	}
 }
 
 // wrote caches the value just written by a successful Set. Its CAS is
-// unknown; when the lower bound lb is anchored recently, lb is a safe
-// prediction (doc.go), otherwise the slot is dropped.
+// unknown; while lb was anchored to a recent write, lb is a safe prediction
+// (doc.go), otherwise the slot is dropped.
 func (l *Limiter) wrote(sl *slot, idx int, now uint32) {
-	if sl.noGuess > 0 || !l.lbOK || now < l.lbAt || now-l.lbAt > cacheTTL {
-		if sl.noGuess > 0 {
-			sl.noGuess--
-		}
+	if !l.lbOK || now < l.lbAt || now-l.lbAt > cacheTTL {
 		sl.key = 0
-		return
+	} else {
+		sl.key, sl.exact, sl.missing, sl.cas, sl.at = int32(idx+1), false, false, l.lb, now
+		sl.val = append(sl.val[:0], l.encBuf...)
 	}
-	sl.key, sl.exact, sl.cas, sl.at = int32(idx+1), false, l.lb, now
-	sl.val = append(sl.val[:0], l.encBuf...)
-	l.lb = nextCas(l.lb)
+	if l.lbOK {
+		l.lb = nextCas(l.lb) // our write took a CAS >= lb
+	}
 }
 
 // createCas returns a CAS that cannot be the current CAS of any of our

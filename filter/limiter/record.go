@@ -277,9 +277,9 @@ type change struct {
 	id      [16]byte
 	exp     uint32 // the cohort to add to or release from
 	now     uint32
-	add     bool   // add one lease to cohort exp (and a rate time for clients)
-	maxRate int    // rate times kept per client entry (newest)
-	evict   int    // index of an entry to drop, -1 for none
+	add     bool // add one lease to cohort exp (and a rate time for clients)
+	maxRate int  // rate times kept per client entry (newest)
+	evict   int  // index of an entry to drop, -1 for none
 }
 
 // rebuild writes into out the record in, pruned at ch.now (expired cohorts,
