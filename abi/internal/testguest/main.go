@@ -11,7 +11,8 @@
 //	/shared   increments shared key "testguest.counter" with CAS; local
 //	          response 200 with x-shared = the new value
 //	/measure  counts Go mallocs over 10 RequestHeaders calls (all served by
-//	          the arena); local response 200 with x-mallocs = that count
+//	          the arena), then over 10 rounds of every other hot-path call;
+//	          local response 200 with x-mallocs / x-mallocs-other = the counts
 //	/continue reads the request headers and continues, nothing else
 //	/close    registers the stream; the next tick closes it via
 //	          set_effective_context + close_stream
@@ -57,6 +58,11 @@ func init() { abi.SetVMContext(&vm{}) }
 func main() {}
 
 type vm struct{ types.DefaultVMContext }
+
+var (
+	measureHeaders = []abi.Header{{Name: "content-type", Value: "application/json"}, {Name: "retry-after", Value: "60"}}
+	measureBody    = []byte(`{"error":"measure"}`)
+)
 
 func (*vm) OnVMStart(int) types.OnVMStartStatus {
 	host.Log(abi.LogInfo, "testguest: vm start")
@@ -190,7 +196,25 @@ func (s *stream) OnHttpRequestHeaders(int, bool) types.Action {
 		}
 		runtime.ReadMemStats(&after)
 		r.hdrs = r.hdrs[:0]
-		_ = host.SendLocalResponse(200, []abi.Header{{Name: "x-mallocs", Value: s.itoa(after.Mallocs - before.Mallocs)}}, nil, "testguest_measure")
+		headersMallocs := after.Mallocs - before.Mallocs
+		// Every other hot-path call, 10 times each.
+		runtime.ReadMemStats(&before)
+		for i := 0; i < 10; i++ {
+			_, _ = host.Property("source\x00address")
+			v, cas, _ := host.SharedGet("testguest.config", r.scratch)
+			_ = host.SharedSet("testguest.measure", v, cas)
+			_ = host.IncrementMetric(r.requests, 1)
+			_ = host.RecordMetric(r.gauge, 1)
+			_, _ = (abi.Host{}).HeaderMapValue(abi.MapRequestHeaders, ":path")
+			_ = host.AddResponseHeader("x-measure", "1")
+			host.Log(abi.LogDebug, "testguest: measure")
+			_ = host.SendLocalResponse(200, measureHeaders, measureBody, "testguest_measure")
+		}
+		runtime.ReadMemStats(&after)
+		_ = host.SendLocalResponse(200, []abi.Header{
+			{Name: "x-mallocs", Value: s.itoa(headersMallocs)},
+			{Name: "x-mallocs-other", Value: strconv.FormatUint(after.Mallocs-before.Mallocs, 10)},
+		}, nil, "testguest_measure")
 		return types.ActionPause
 	case "/continue":
 		return types.ActionContinue
