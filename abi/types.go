@@ -2,10 +2,16 @@
 // compiler (GOOS=wasip1, -buildmode=c-shared), ABI version 0.2.1.
 //
 // The files without a build tag are pure Go and compile everywhere: the
-// vocabulary below, the Pairs codec and the context registry. The files
-// tagged wasip1 hold the raw //go:wasmimport host calls, the
-// //go:wasmexport callbacks and Host, the implementation of the host
-// interface the filter is written against. abi knows nothing of STOA.
+// vocabulary below, the Pairs codec (pairs.go), the allocator arena
+// (arena.go), the context dispatcher (dispatch.go) and Host (host.go), the
+// implementation of the host interface the filter is written against. The
+// files tagged wasip1 hold the raw //go:wasmimport host calls
+// (hostcalls_wasip1.go) and the //go:wasmexport callbacks
+// (exports_wasip1.go), each a one-line call into the Dispatcher; natively,
+// hostcalls_other.go stands in for the host calls with StatusUnimplemented.
+//
+// A plugin registers itself from init() with SetVMContext (a c-shared
+// module never runs main). abi knows nothing of STOA.
 package abi
 
 import "strconv"
