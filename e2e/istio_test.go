@@ -502,8 +502,8 @@ func checkNetworkPolicy(np *networkingv1.NetworkPolicy, bad func(string, ...any)
 	allowedOut := map[string]bool{
 		"pods:app=postgresql": true,
 		"pods:app=redis":      true,
-		"pods:k8s-app=kube-dns,ns:kubernetes.io/metadata.name=kube-system":  true,
-		"pods:app=istiod,ns:kubernetes.io/metadata.name=istio-system":       true,
+		"pods:k8s-app=kube-dns,ns:kubernetes.io/metadata.name=kube-system": true,
+		"pods:app=istiod,ns:kubernetes.io/metadata.name=istio-system":      true,
 	}
 	seen := map[string]bool{}
 	dnsPorts := map[string]bool{}
