@@ -201,6 +201,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
 
 	// 1. Connection manager.
+	if hasUnderscoreHeader(func(yield func(string) bool) {
+		for k := range r.Header {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		writePlain(w, http.StatusBadRequest, "header name with underscore")
+		return
+	}
+	target := r.RequestURI
+	if target == "" || r.Method == http.MethodConnect || !strings.HasPrefix(target, "/") {
+		target = r.URL.RequestURI()
+	}
+	path, err := normalizePath(target)
+	if err != nil {
+		writePlain(w, http.StatusBadRequest, "bad path")
+		return
+	}
 	removeHopByHop(r.Header)
 	for k := range r.Header {
 		if strings.HasPrefix(k, "X-Envoy-") {
@@ -240,7 +259,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.streams.Add(-1)
 	defer s.End()
 
-	hdrs, local, err := s.RequestHeaders(requestHeaders(r), r.ContentLength == 0 && r.Body == http.NoBody)
+	hdrs, local, err := s.RequestHeaders(requestHeaders(r, path), r.ContentLength == 0 && r.Body == http.NoBody)
 	if err != nil {
 		p.cfg.Log.Error("filter: on_request_headers failed", "err", err)
 		writePlain(w, http.StatusInternalServerError, "filter failure")
@@ -377,12 +396,8 @@ func appendXFF(h http.Header, peer netip.Addr) {
 // requestHeaders lists the request's headers as Envoy hands them to the
 // filter: pseudo-headers first, names lower-case, each value separate. Go
 // loses the order across names; names are sorted for determinism.
-func requestHeaders(r *http.Request) []Header {
+func requestHeaders(r *http.Request, path string) []Header {
 	hs := make([]Header, 0, 4+len(r.Header))
-	path := r.RequestURI
-	if path == "" || r.Method == http.MethodConnect {
-		path = r.URL.RequestURI()
-	}
 	hs = append(hs,
 		Header{":authority", r.Host},
 		Header{":path", path},
