@@ -185,6 +185,7 @@ type Limiter struct {
 	lbAt   uint32 // second lb was last anchored to a recent write
 	lbOK   bool
 	score  int8   // prediction hits minus misses, clamped; predict when > 0
+	missed bool   // a prediction failed in the current operation: stop predicting in it
 	seq    uint32 // operation counter
 	anchor uint32 // creation CAS for the current operation, 0 if none yet
 
@@ -525,6 +526,7 @@ func (l *Limiter) apply(idx int, kind uint8, ch *change) (Reason, error) {
 			if guessed {
 				l.stats.GuessMisses++
 				l.scoreHit(false)
+				l.missed = true
 			}
 			sl.key = 0
 			forceGet = true
@@ -540,6 +542,7 @@ func (l *Limiter) apply(idx int, kind uint8, ch *change) (Reason, error) {
 // begin starts an Admit or Release.
 func (l *Limiter) begin() {
 	l.anchor = 0
+	l.missed = false
 	l.seq++
 	if l.seq == 0 {
 		l.seq = 1
@@ -580,7 +583,7 @@ func (l *Limiter) fresh(sl *slot, idx int) bool {
 // a predicted CAS only while predictions have been paying off.
 func (l *Limiter) usable(sl *slot, idx int, now uint32) bool {
 	return sl.key == int32(idx+1) && !sl.missing && now >= sl.at && now-sl.at <= cacheTTL &&
-		(sl.exact || l.score > 0)
+		(sl.exact || l.score > 0 && !l.missed)
 }
 
 func (l *Limiter) scoreHit(hit bool) {
