@@ -1,0 +1,152 @@
+package filter
+
+import (
+	"github.com/stoa-platform/stoa-guard/abi"
+	"github.com/stoa-platform/stoa-guard/filter/audience"
+	"github.com/stoa-platform/stoa-guard/filter/cors"
+	"github.com/stoa-platform/stoa-guard/filter/limiter"
+)
+
+// Metric names as SPEC.md gives them. Labels travel in the stat name in
+// Istio's convention ("reason=.=ip_limit;.;stoa_sse_rejected_total") and are
+// turned back into Prometheus labels by the stats tag regexes shipped in
+// envoy.yaml (stats_tags) and istio/ (extraStatTags).
+const (
+	MetricSSEConnections = "stoa_sse_connections_total"
+	MetricSSERejected    = "stoa_sse_rejected_total"
+	MetricSSEClosed      = "stoa_sse_closed_total"
+	MetricJWTFailures    = "stoa_jwt_validation_failures_total"
+	MetricCORSRejected   = "stoa_cors_rejected_total"
+
+	// OtherTenant is the label of every tenant past the label cap.
+	OtherTenant = "_other"
+	// maxTenantLabelLen bounds one tenant label.
+	maxTenantLabelLen = 64
+)
+
+// Label values, in the order of the decision packages' Reason constants.
+var (
+	sseRejectReasons = [...]limiter.Reason{limiter.GlobalLimit, limiter.IPLimit, limiter.TenantLimit, limiter.RateLimit}
+	jwtReasons       = [...]audience.Reason{audience.MissingToken, audience.Malformed, audience.MissingAudience, audience.InvalidAudience}
+	corsReasons      = [...]cors.Reason{cors.ReasonOrigin, cors.ReasonMethod, cors.ReasonHeaders}
+)
+
+// Close reasons for stoa_sse_closed_total.
+const (
+	closeIdle = iota
+	closeMaxDuration
+)
+
+var closeReasons = [...]string{closeIdle: "idle_timeout", closeMaxDuration: "max_duration"}
+
+// StatName returns the stat name carrying one label in Istio's convention.
+func StatName(metric, label, value string) string {
+	return label + "=.=" + value + ";.;" + metric
+}
+
+// metrics holds the ids of every metric the filter defines. The fixed-label
+// counters are defined once at configuration; tenant gauges are defined on
+// first use, up to maxTenants, then everything goes to OtherTenant.
+type metrics struct {
+	host Host
+
+	sseRejected map[limiter.Reason]uint32
+	jwt         map[audience.Reason]uint32
+	cors        map[cors.Reason]uint32
+	closed      [len(closeReasons)]uint32
+
+	maxTenants int
+	tenants    map[string]uint32 // sanitised label -> gauge id
+	label      []byte            // scratch for sanitising
+}
+
+func newMetrics(h Host, maxTenants int) (*metrics, error) {
+	m := &metrics{
+		host:        h,
+		sseRejected: make(map[limiter.Reason]uint32, len(sseRejectReasons)),
+		jwt:         make(map[audience.Reason]uint32, len(jwtReasons)),
+		cors:        make(map[cors.Reason]uint32, len(corsReasons)),
+		maxTenants:  maxTenants,
+		tenants:     make(map[string]uint32),
+		label:       make([]byte, 0, maxTenantLabelLen),
+	}
+	var err error
+	define := func(metric, reason string) uint32 {
+		if err != nil {
+			return 0
+		}
+		var id uint32
+		id, err = h.DefineMetric(abi.MetricCounter, StatName(metric, "reason", reason))
+		return id
+	}
+	for _, r := range sseRejectReasons {
+		m.sseRejected[r] = define(MetricSSERejected, r.String())
+	}
+	for _, r := range jwtReasons {
+		m.jwt[r] = define(MetricJWTFailures, r.String())
+	}
+	for _, r := range corsReasons {
+		m.cors[r] = define(MetricCORSRejected, r.String())
+	}
+	for i, r := range closeReasons {
+		m.closed[i] = define(MetricSSEClosed, r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *metrics) inc(id uint32, ok bool) {
+	if ok {
+		_ = m.host.IncrementMetric(id, 1)
+	}
+}
+
+func (m *metrics) sseRejectedInc(r limiter.Reason) { id, ok := m.sseRejected[r]; m.inc(id, ok) }
+func (m *metrics) jwtInc(r audience.Reason)        { id, ok := m.jwt[r]; m.inc(id, ok) }
+func (m *metrics) corsInc(r cors.Reason)           { id, ok := m.cors[r]; m.inc(id, ok) }
+func (m *metrics) closedInc(reason int)            { m.inc(m.closed[reason], true) }
+
+// tenantGauge returns the gauge id for tenant, defining it on first use. The
+// label is the tenant lower-cased with every byte outside [a-z0-9_-] turned
+// into '_', cut to 64 bytes; past maxTenants distinct labels (or when the
+// host refuses) the tenant is counted under OtherTenant. Only a new tenant
+// allocates.
+func (m *metrics) tenantGauge(tenant string) (uint32, bool) {
+	m.label = sanitizeLabel(m.label[:0], tenant)
+	if id, ok := m.tenants[string(m.label)]; ok { // no allocation: map lookup by converted []byte
+		return id, true
+	}
+	name := string(m.label)
+	if len(m.tenants) >= m.maxTenants {
+		name = OtherTenant
+		if id, ok := m.tenants[name]; ok {
+			return id, true
+		}
+	}
+	id, err := m.host.DefineMetric(abi.MetricGauge, StatName(MetricSSEConnections, "tenant", name))
+	if err != nil {
+		return 0, false
+	}
+	m.tenants[name] = id
+	return id, true
+}
+
+func sanitizeLabel(dst []byte, s string) []byte {
+	if s == "" {
+		return append(dst, '_')
+	}
+	for i := 0; i < len(s) && len(dst) < maxTenantLabelLen; i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			c = '_'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
