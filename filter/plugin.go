@@ -185,7 +185,7 @@ func (p *plugin) closeStream(s *stream, reason int, dryRun bool) {
 // hostStore is the limiter's Store over shared data.
 type hostStore struct{ h Host }
 
-func (s hostStore) Get(key string, dst []byte) ([]byte, uint32, error) { return s.h.SharedGet(key, dst) }
-func (s hostStore) Set(key string, v []byte, cas uint32) error       { return s.h.SharedSet(key, v, cas) }
-
-
+func (s hostStore) Get(key string, dst []byte) ([]byte, uint32, error) {
+	return s.h.SharedGet(key, dst)
+}
+func (s hostStore) Set(key string, v []byte, cas uint32) error { return s.h.SharedSet(key, v, cas) }

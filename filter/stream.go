@@ -61,7 +61,7 @@ func (s *stream) reset(p *plugin, id uint32) {
 // request is what one pass over the request headers finds. Strings alias
 // host memory valid during OnHttpRequestHeaders only.
 type request struct {
-	method, path, origin string
+	method, path, origin  string
 	acrMethod, acrHeaders string
 	hasACRMethod          bool
 	origins, payloads     int
