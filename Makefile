@@ -10,7 +10,7 @@ WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 WASM_FLAGS := -buildmode=c-shared -trimpath -ldflags='-s -w'
 FUZZTIME  ?= 10s
 
-.PHONY: all build test test-root test-e2e check vet fmt tidy-check run image push bench fuzz clean
+.PHONY: all build test test-root fuzz-short test-e2e check vet fmt tidy-check run image push bench fuzz clean
 
 all: build
 
@@ -19,10 +19,14 @@ build:
 	$(WASM_ENV) $(GO) build $(WASM_FLAGS) -o $(WASM) .
 
 ## test: every test of every module (the README's test command)
-test: build test-root test-e2e
+test: build test-root fuzz-short test-e2e
 
 test-root:
 	$(GO) test -count=1 ./...
+
+## fuzz-short: every fuzz target briefly (FUZZTIME from the environment, else 2s; see the script)
+fuzz-short:
+	GO=$(GO) ./scripts/fuzz-short.sh
 
 test-e2e:
 	cd e2e && $(GO) test -count=1 ./...
