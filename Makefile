@@ -6,17 +6,36 @@ GO        ?= go
 WASM      ?= filter.wasm
 WASM_ENV  := GOOS=wasip1 GOARCH=wasm
 # -s -w drop the symbol and DWARF tables; the module keeps its names section
-# out too, which is what Envoy needs and nothing more.
-WASM_FLAGS := -buildmode=c-shared -trimpath -ldflags='-s -w'
+# out too, which is what Envoy needs and nothing more. -trimpath and
+# -buildvcs=false keep paths and the git commit out: the module, and the image
+# digest pinned in istio/wasmplugin.yaml, depend only on the sources and the Go release.
+WASM_FLAGS := -buildmode=c-shared -trimpath -buildvcs=false -ldflags='-s -w'
+IMAGE_OUT ?= out/oci
+WASMPLUGIN := istio/wasmplugin.yaml
 FUZZTIME  ?= 10s
 
-.PHONY: all build test test-root fuzz-short test-e2e check vet fmt tidy-check run image push bench fuzz clean
+.PHONY: all build test test-root fuzz-short test-e2e check vet fmt tidy-check run image image-update push bench fuzz clean
 
 all: build
 
 ## build: compile the filter to $(WASM)
 build:
 	$(WASM_ENV) $(GO) build $(WASM_FLAGS) -o $(WASM) .
+
+## image: the Istio Wasm OCI image of $(WASM), as an OCI layout in $(IMAGE_OUT); prints its
+## digest and fails if istio/wasmplugin.yaml pins another one (then: make image-update)
+image: build
+	cd e2e && $(GO) run ./cmd/wasm-image build -wasm $(abspath $(WASM)) -out $(abspath $(IMAGE_OUT)) -check $(abspath $(WASMPLUGIN))
+
+## image-update: make image, then pin its digest (and the Go release) in istio/wasmplugin.yaml
+image-update: build
+	cd e2e && $(GO) run ./cmd/wasm-image build -wasm $(abspath $(WASM)) -out $(abspath $(IMAGE_OUT)) -update $(abspath $(WASMPLUGIN)) -toolchain "$$($(GO) env GOVERSION)"
+
+## push: push the image to IMAGE (make push IMAGE=registry.example.com/team/stoa-guard:v1) with
+## your docker credentials, and point istio/wasmplugin.yaml at it (same digest)
+push: build
+	@test -n "$(IMAGE)" || { echo "usage: make push IMAGE=<registry>/<repository>:<tag>"; exit 2; }
+	cd e2e && $(GO) run ./cmd/wasm-image push -wasm $(abspath $(WASM)) -update $(abspath $(WASMPLUGIN)) -toolchain "$$($(GO) env GOVERSION)" $(IMAGE)
 
 ## test: every test of every module (the README's test command)
 test: build test-root fuzz-short test-e2e

@@ -624,7 +624,7 @@ func TestIstioManifestsBrokenTwins(t *testing.T) {
 		{"wasmplugin.yaml", twin{name: "phase before jwt_authn", old: "phase: AUTHZ", repl: "phase: AUTHN", wantErr: "want AUTHZ"}},
 		{"wasmplugin.yaml", twin{name: "url by tag", old: "stoa-guard@sha256:", repl: "stoa-guard:latest#", wantErr: "pinned by digest"}},
 		{"wasmplugin.yaml", twin{name: "sha256 disagrees with url", old: "  sha256: \"", repl: "  sha256: \"1", wantErr: "WasmPlugin sha256"}},
-		{"wasmplugin.yaml", twin{name: "missing selector", old: "  selector:\n    matchLabels:\n      app: stoa-mcp-gateway\n  url", repl: "  url", wantErr: "WasmPlugin: selector"}},
+		{"wasmplugin.yaml", twin{name: "missing selector", old: "  selector:\n    matchLabels:\n      app: stoa-mcp-gateway\n", repl: "", wantErr: "WasmPlugin: selector"}},
 		{"wasmplugin.yaml", twin{name: "env from host", old: "      value: stoa-mcp-gateway,account", repl: "      valueFrom: HOST", wantErr: "want INLINE"}},
 		{"wasmplugin.yaml", twin{name: "missing rollback variable", old: "    - name: SSE_LIMITER_ENABLED\n      value: \"true\"\n", repl: "", wantErr: "SSE_LIMITER_ENABLED is missing"}},
 		{"wasmplugin.yaml", twin{name: "pluginConfig shadows a rollback", old: "    sse:\n", repl: "    sse:\n      enabled: true\n", wantErr: "shadows SSE_LIMITER_ENABLED"}},

@@ -247,9 +247,12 @@ func Push(ctx context.Context, ref string, img v1.Image) (name.Digest, error) {
 }
 
 var (
-	urlDigest    = regexp.MustCompile(`(?m)^(\s*url:\s*"?oci://)([^@\s"]+)@sha256:([0-9a-f]{64})("?\s*)$`)
-	sha256Field  = regexp.MustCompile(`(?m)^(\s*sha256:\s*)"?([0-9a-f]{64})"?(\s*)$`)
-	errNoPinning = errors.New("no `url: oci://<repo>@sha256:<64 hex>` and `sha256: \"<64 hex>\"` lines found")
+	// toolchainLine records which Go release compiled the pinned module: the module's bytes,
+	// hence the digest, depend on it. `wasm-image build -update -toolchain goX.Y.Z` writes it.
+	toolchainLine = regexp.MustCompile(`(?m)^([ \t]*# make image: built with )(\S+)(.*)$`)
+	urlDigest     = regexp.MustCompile(`(?m)^(\s*url:\s*"?oci://)([^@\s"]+)@sha256:([0-9a-f]{64})("?\s*)$`)
+	sha256Field   = regexp.MustCompile(`(?m)^(\s*sha256:\s*)"?([0-9a-f]{64})"?(\s*)$`)
+	errNoPinning  = errors.New("no `url: oci://<repo>@sha256:<64 hex>` and `sha256: \"<64 hex>\"` lines found")
 )
 
 // PinnedDigest reads the digest a WasmPlugin manifest pins (url and sha256 must agree).
@@ -272,7 +275,7 @@ func Check(wasmPluginYAML []byte, d v1.Hash) error {
 		return err
 	}
 	if got != d.Hex {
-		return fmt.Errorf("the WasmPlugin pins sha256:%s but the module's image is %s: run `make image`", got, d)
+		return fmt.Errorf("the WasmPlugin pins sha256:%s but the module's image is %s: run `make image-update` and commit istio/wasmplugin.yaml", got, d)
 	}
 	return nil
 }
@@ -296,4 +299,38 @@ func Update(wasmPluginYAML []byte, d v1.Hash, repo string) ([]byte, error) {
 		return []byte(string(sm[1]) + `"` + d.Hex + `"` + string(sm[3]))
 	})
 	return out, nil
+}
+
+// PinnedToolchain returns the Go release the WasmPlugin manifest says compiled the pinned
+// module ("" when the manifest does not say).
+func PinnedToolchain(wasmPluginYAML []byte) string {
+	m := toolchainLine.FindSubmatch(wasmPluginYAML)
+	if m == nil {
+		return ""
+	}
+	return string(m[2])
+}
+
+// UpdateToolchain records goVersion (e.g. "go1.26.8") as the Go release that compiled the
+// pinned module: the comment line above the url is rewritten, or inserted when missing.
+func UpdateToolchain(wasmPluginYAML []byte, goVersion string) ([]byte, error) {
+	if !regexp.MustCompile(`^go[0-9][0-9A-Za-z.+-]*$`).MatchString(goVersion) {
+		return nil, fmt.Errorf("toolchain %q: want a Go version such as go1.26.8", goVersion)
+	}
+	if n := len(toolchainLine.FindAllIndex(wasmPluginYAML, -1)); n > 1 {
+		return nil, fmt.Errorf("%d `# make image: built with` lines, want at most one", n)
+	} else if n == 1 {
+		return toolchainLine.ReplaceAll(wasmPluginYAML, []byte("${1}"+goVersion+"${3}")), nil
+	}
+	loc := urlDigest.FindSubmatchIndex(wasmPluginYAML)
+	if loc == nil || len(urlDigest.FindAllIndex(wasmPluginYAML, -1)) != 1 {
+		return nil, errNoPinning
+	}
+	// The url line starts after the last newline of the match's leading blanks.
+	start := loc[0] + bytes.LastIndexByte(wasmPluginYAML[loc[0]:loc[3]], '\n') + 1
+	indent := regexp.MustCompile(`^[ \t]*`).Find(wasmPluginYAML[start:loc[3]])
+	line := string(indent) + "# make image: built with " + goVersion + " (the digest depends on it; refresh: make image-update)\n"
+	out := append([]byte(nil), wasmPluginYAML[:start]...)
+	out = append(out, line...)
+	return append(out, wasmPluginYAML[start:]...), nil
 }

@@ -186,3 +186,38 @@ func TestCheckAndUpdateWasmPlugin(t *testing.T) {
 	_, err = Update(bytes.Repeat([]byte(pluginYAML), 2), d, "")
 	require.Error(t, err)
 }
+
+func TestToolchainRecord(t *testing.T) {
+	require.Empty(t, PinnedToolchain([]byte(pluginYAML)))
+
+	// Inserted above the url, with its indentation, also after a blank line.
+	spaced := strings.Replace(pluginYAML, "  url:", "\n  url:", 1)
+	for _, src := range []string{pluginYAML, spaced} {
+		up, err := UpdateToolchain([]byte(src), "go1.26.8")
+		require.NoError(t, err)
+		require.Equal(t, "go1.26.8", PinnedToolchain(up))
+		require.Contains(t, string(up), "\n  # make image: built with go1.26.8 (the digest depends on it; refresh: make image-update)\n  url: oci://")
+		d, err := v1.NewHash("sha256:" + strings.Repeat("11", 32))
+		require.NoError(t, err)
+		require.NoError(t, Check(up, d), "the pins are untouched")
+
+		// Rewritten in place, once.
+		again, err := UpdateToolchain(up, "go1.27.0")
+		require.NoError(t, err)
+		require.Equal(t, "go1.27.0", PinnedToolchain(again))
+		require.Equal(t, 1, strings.Count(string(again), "# make image: built with"))
+		require.Equal(t, len(up)+len("go1.27.0")-len("go1.26.8"), len(again))
+	}
+
+	// Broken twins: not a Go version, two records, nothing to anchor on.
+	_, err := UpdateToolchain([]byte(pluginYAML), "1.26.8")
+	require.ErrorContains(t, err, "want a Go version")
+	_, err = UpdateToolchain([]byte(pluginYAML), "go1.26.8\n  phase: AUTHN")
+	require.ErrorContains(t, err, "want a Go version")
+	up, err := UpdateToolchain([]byte(pluginYAML), "go1.26.8")
+	require.NoError(t, err)
+	_, err = UpdateToolchain(append(up, up...), "go1.26.9")
+	require.ErrorContains(t, err, "at most one")
+	_, err = UpdateToolchain([]byte("spec:\n  url: oci://x/y:latest\n"), "go1.26.8")
+	require.Error(t, err)
+}

@@ -3,9 +3,13 @@
 // as an OCI image layout, prints the manifest digest, and checks or updates the digest pinned
 // in istio/wasmplugin.yaml. The build is reproducible: the digest depends only on the module.
 //
-//	wasm-image build [-wasm filter.wasm] [-out out/oci] [-tag latest] [-check FILE | -update FILE]
-//	wasm-image push  [-wasm filter.wasm] [-update FILE] REF
+//	wasm-image build [-wasm filter.wasm] [-out out/oci] [-tag latest] [-check FILE | -update FILE [-toolchain goX.Y.Z]]
+//	wasm-image push  [-wasm filter.wasm] [-update FILE [-toolchain goX.Y.Z]] REF
 //	wasm-image digest [-wasm filter.wasm]
+//
+// -toolchain records, next to the pin, the Go release that compiled the module (`go env
+// GOVERSION` of the build): another Go release compiles other bytes, hence another digest.
+// The Makefile's image, image-update and push targets are the usual way in.
 //
 // stdout carries only the digest ("sha256:<hex>") or, for push, the pinned reference.
 package main
@@ -43,8 +47,12 @@ func run(args []string) error {
 	tag := fs.String("tag", "latest", "build: ref.name annotation in the layout's index")
 	check := fs.String("check", "", "build: fail unless this WasmPlugin manifest pins the digest")
 	update := fs.String("update", "", "build/push: rewrite this WasmPlugin manifest to pin the digest")
+	toolchain := fs.String("toolchain", "", "with -update: record this Go version (go env GOVERSION) as the one that compiled the module")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *toolchain != "" && *update == "" {
+		return errors.New("-toolchain needs -update")
 	}
 	wasm, err := os.ReadFile(*wasmPath)
 	if err != nil {
@@ -86,7 +94,7 @@ func run(args []string) error {
 				return fmt.Errorf("%s: %w", *check, err)
 			}
 		}
-		return updateFile(*update, digest, "")
+		return updateFile(*update, digest, "", *toolchain)
 	case "push":
 		if fs.NArg() != 1 {
 			return usage()
@@ -98,12 +106,12 @@ func run(args []string) error {
 			return err
 		}
 		fmt.Println(ref.String())
-		return updateFile(*update, digest, ref.Context().Name())
+		return updateFile(*update, digest, ref.Context().Name(), *toolchain)
 	}
 	return usage()
 }
 
-func updateFile(path string, digest v1.Hash, repo string) error {
+func updateFile(path string, digest v1.Hash, repo, toolchain string) error {
 	if path == "" {
 		return nil
 	}
@@ -115,6 +123,11 @@ func updateFile(path string, digest v1.Hash, repo string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	if toolchain != "" {
+		if ny, err = wasmimage.UpdateToolchain(ny, toolchain); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -122,6 +135,10 @@ func updateFile(path string, digest v1.Hash, repo string) error {
 	if err := os.WriteFile(path, ny, fi.Mode().Perm()); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "%s now pins %s\n", path, digest)
+	if toolchain != "" {
+		fmt.Fprintf(os.Stderr, "%s now pins %s (module compiled by %s)\n", path, digest, toolchain)
+	} else {
+		fmt.Fprintf(os.Stderr, "%s now pins %s\n", path, digest)
+	}
 	return nil
 }
