@@ -4,15 +4,21 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/stretchr/testify/require"
 )
@@ -219,5 +225,42 @@ func TestToolchainRecord(t *testing.T) {
 	_, err = UpdateToolchain(append(up, up...), "go1.26.9")
 	require.ErrorContains(t, err, "at most one")
 	_, err = UpdateToolchain([]byte("spec:\n  url: oci://x/y:latest\n"), "go1.26.8")
+	require.Error(t, err)
+}
+
+// TestPushToRegistry pushes to an in-process registry and pulls the image back the way
+// Istio's fetcher does (by digest): same digest, same module.
+func TestPushToRegistry(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	img, err := Build(tinyWasm)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ref, err := Push(ctx, host+"/stoa-platform/stoa-guard:v0.0.1", img)
+	require.NoError(t, err)
+	require.Equal(t, host+"/stoa-platform/stoa-guard@"+goldenDigest, ref.String())
+
+	pinned, err := name.NewDigest(ref.String())
+	require.NoError(t, err)
+	back, err := remote.Image(pinned, remote.WithContext(ctx))
+	require.NoError(t, err)
+	require.NoError(t, Verify(back, tinyWasm))
+	d, err := back.Digest()
+	require.NoError(t, err)
+	require.Equal(t, goldenDigest, d.String())
+
+	// The tag points at it too.
+	tagged, err := name.NewTag(host + "/stoa-platform/stoa-guard:v0.0.1")
+	require.NoError(t, err)
+	desc, err := remote.Head(tagged, remote.WithContext(ctx))
+	require.NoError(t, err)
+	require.Equal(t, goldenDigest, desc.Digest.String())
+	require.Equal(t, types.OCIManifestSchema1, desc.MediaType)
+
+	// Broken twin: a reference that is not one.
+	_, err = Push(ctx, "UPPER/case:tag", img)
 	require.Error(t, err)
 }
