@@ -189,8 +189,11 @@ const (
 	MaxConfigBytes   = 1 << 20 // plugin JSON size
 	maxDepth         = 16      // JSON nesting
 	maxLimit         = 1_000_000
+	maxRate          = 1000 // the limiter keeps a client's newest admissions, at most this many
+	minMaxDuration   = time.Second
 	maxRetryAfter    = 86400
 	minTick          = 100 * time.Millisecond
+	maxTick          = time.Hour
 	maxMaxDuration   = 24 * time.Hour
 	minBuckets       = 1
 	maxBuckets       = 65536

@@ -149,7 +149,7 @@ var schema = []section{
 		{"max_total", "", intField(func(c *Config) *int { return &c.SSE.MaxTotal }, 1, maxLimit, "connections")},
 		{"idle_timeout", "", durField(func(c *Config) *time.Duration { return &c.SSE.IdleTimeout })},
 		{"max_duration", "", durField(func(c *Config) *time.Duration { return &c.SSE.MaxDuration })},
-		{"rate_limit_per_min", "", intField(func(c *Config) *int { return &c.SSE.RateLimitPerMin }, 1, maxLimit, "new streams per minute")},
+		{"rate_limit_per_min", "", intField(func(c *Config) *int { return &c.SSE.RateLimitPerMin }, 1, maxRate, "new streams per minute")},
 		{"retry_after", "", intField(func(c *Config) *int { return &c.SSE.RetryAfter }, 1, maxRetryAfter, "seconds")},
 		{"paths", "", func(c *Config, in input) (err error) {
 			c.SSE.Paths, err = decodeList(in, checkPath)
@@ -384,14 +384,14 @@ func finish(c *Config) error {
 		return errK("audience.payload_header", `"" with audience.payload_metadata_key "": expected at least one payload source, like x-jwt-payload`)
 	}
 	s := &c.SSE
-	if s.MaxDuration > maxMaxDuration {
-		return errKV("sse.max_duration", s.MaxDuration.String(), "expected at most 24h")
+	if s.MaxDuration < minMaxDuration || s.MaxDuration > maxMaxDuration {
+		return errKV("sse.max_duration", s.MaxDuration.String(), "expected between 1s and 24h")
 	}
 	if s.IdleTimeout > s.MaxDuration {
 		return errKV("sse.idle_timeout", s.IdleTimeout.String(), "must not exceed sse.max_duration ("+s.MaxDuration.String()+")")
 	}
-	if s.Tick < minTick || s.Tick > s.IdleTimeout {
-		return errKV("sse.tick", s.Tick.String(), "expected a duration between 100ms and sse.idle_timeout ("+s.IdleTimeout.String()+")")
+	if s.Tick < minTick || s.Tick > s.IdleTimeout || s.Tick > maxTick {
+		return errKV("sse.tick", s.Tick.String(), "expected a duration between 100ms and sse.idle_timeout ("+s.IdleTimeout.String()+"), at most 1h")
 	}
 	p, err := cors.NewPolicy(c.CORS.Config)
 	if err != nil { // unreachable: every field was checked when read

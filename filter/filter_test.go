@@ -419,3 +419,17 @@ func TestTenantLabelCardinalityCapped(t *testing.T) {
 	assert.EqualValues(t, 1, h.gauge(StatName(MetricSSEConnections, "tenant", "b")))
 	assert.EqualValues(t, 2, h.gauge(StatName(MetricSSEConnections, "tenant", OtherTenant)))
 }
+
+// TestConfigExtremesStart: every value the config parser accepts at the edge
+// of its ranges also starts the filter (the limiter and CORS policy accept
+// what config validated), so no accepted configuration fails late.
+func TestConfigExtremesStart(t *testing.T) {
+	for name, js := range map[string]string{
+		"minimum": `{"sse":{"max_per_ip":1,"max_per_tenant":1,"max_total":1,"rate_limit_per_min":1,
+			"max_duration":"1s","idle_timeout":"100ms","tick":"100ms","retry_after":1,"ip_buckets":1,"tenant_buckets":1}}`,
+		"maximum": `{"sse":{"max_per_ip":1000000,"max_per_tenant":1000000,"max_total":1000000,"rate_limit_per_min":1000,
+			"max_duration":"24h","idle_timeout":"24h","tick":"1h","retry_after":86400,"ip_buckets":65536,"tenant_buckets":65536}}`,
+	} {
+		t.Run(name, func(t *testing.T) { newHarness(t, js, nil) })
+	}
+}
