@@ -22,6 +22,8 @@ package cors
 import (
 	"net/netip"
 	"unsafe"
+
+	"github.com/stoa-platform/stoa-guard/filter/identity"
 )
 
 // Limits of a serialized origin; longer parts make it invalid.
@@ -146,8 +148,10 @@ func parseOrigin(s string) (origin, bool) {
 				return o, false // includes '%' (zone ids)
 			}
 		}
-		a, err := netip.ParseAddr(inner)
-		if err != nil || !a.Is6() || a.Zone() != "" {
+		// identity.ParseAddr, not netip.ParseAddr: netip's errors allocate,
+		// and this text is the attacker's.
+		a, ok := identity.ParseAddr(inner)
+		if !ok || !a.Is6() || a.Zone() != "" {
 			return o, false
 		}
 		o.ip6, o.isIP6, o.host = a, true, inner
@@ -183,8 +187,8 @@ func parseOrigin(s string) (origin, bool) {
 		// URL standard: a host whose last label is numeric is an IPv4
 		// address; anything but strict dotted decimal is not a serialized one.
 		if lastLabelNumeric {
-			a, err := netip.ParseAddr(o.host)
-			if err != nil || !a.Is4() {
+			a, ok := identity.ParseAddr(o.host)
+			if !ok || !a.Is4() {
 				return o, false
 			}
 		}
