@@ -37,6 +37,10 @@ push: build
 	@test -n "$(IMAGE)" || { echo "usage: make push IMAGE=<registry>/<repository>:<tag>"; exit 2; }
 	cd e2e && $(GO) run ./cmd/wasm-image push -wasm $(abspath $(WASM)) -update $(abspath $(WASMPLUGIN)) -toolchain "$$($(GO) env GOVERSION)" $(IMAGE)
 
+## run: the filter in front of the demo MCP server, no Envoy (scripts/run.sh; Ctrl-C stops both)
+run: build
+	./scripts/run.sh
+
 ## test: every test of every module (the README's test command)
 test: build test-root fuzz-short test-e2e
 
