@@ -43,9 +43,10 @@ trap stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_http() { # url what
-  for _ in $(seq 1 100); do
+wait_http() { # url what [seconds, default 10]
+  for _ in $(seq 1 $((${3:-10} * 10))); do
     if curl -fsS -o /dev/null --max-time 1 "$1" 2>/dev/null; then return 0; fi
+    kill -0 "${pids[${#pids[@]}-1]}" 2>/dev/null || { say "$2 exited"; exit 1; }
     sleep 0.1
   done
   say "$2 did not become ready at $1"; exit 1
@@ -61,7 +62,9 @@ args=(-listen "$LISTEN" -admin "$ADMIN" -upstream "http://$UPSTREAM" -module "$W
 [ -n "$CONFIG" ] && args+=(-config "$CONFIG")
 bin/stoa-proxy "${args[@]}" &
 pids+=($!)
-wait_http "http://$ADMIN/ready" stoa-proxy
+# The first start after a build of filter.wasm compiles it to machine code (seconds, more on a
+# busy machine); later starts reuse the compiled code from the user cache directory.
+wait_http "http://$ADMIN/ready" stoa-proxy 180
 
 P="http://$LISTEN"
 cat >&2 <<MSG
