@@ -8,7 +8,6 @@ package main
 
 import (
 	"os"
-	"time"
 
 	"github.com/stoa-platform/stoa-guard/abi"
 	"github.com/stoa-platform/stoa-guard/filter"
@@ -17,7 +16,7 @@ import (
 var _ filter.Host = abi.Host{}
 
 func init() {
-	abi.SetVMContext(filter.NewVMContext(abi.Host{}, time.Now, os.LookupEnv))
+	abi.SetVMContext(filter.NewVMContext(abi.Host{}, abi.Host{}.Now, os.LookupEnv))
 }
 
 func main() {}

@@ -224,6 +224,18 @@ func (Host) SetTickPeriod(d time.Duration) error {
 	return Status(proxySetTickPeriodMilliseconds(uint32(ms))).AsError()
 }
 
+// Now returns the proxy's wall-clock time (proxy_get_current_time_nanoseconds):
+// one host call, where Go's time.Now costs two WASI clock_time_get calls.
+// If the host refuses, it falls back to time.Now. The result carries no
+// monotonic reading: compare such times only with each other.
+func (Host) Now() time.Time {
+	var ns uint64
+	if Status(proxyGetCurrentTimeNanoseconds(&ns)) != StatusOK {
+		return time.Now()
+	}
+	return time.Unix(0, int64(ns))
+}
+
 // SetEffectiveContext makes later calls in this callback act on context id
 // (used from OnTick to reach a stream).
 func (Host) SetEffectiveContext(id uint32) error {

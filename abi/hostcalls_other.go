@@ -46,7 +46,8 @@ func proxySetSharedData(key *byte, keyLen uint32, value *byte, valueLen uint32, 
 	return uint32(StatusUnimplemented)
 }
 
-func proxySetTickPeriodMilliseconds(millis uint32) uint32 { return uint32(StatusUnimplemented) }
+func proxySetTickPeriodMilliseconds(millis uint32) uint32   { return uint32(StatusUnimplemented) }
+func proxyGetCurrentTimeNanoseconds(retTime *uint64) uint32 { return uint32(StatusUnimplemented) }
 
 func proxySetEffectiveContext(contextID uint32) uint32 { return uint32(StatusUnimplemented) }
 

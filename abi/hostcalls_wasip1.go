@@ -56,6 +56,10 @@ func proxySetSharedData(key *byte, keyLen uint32, value *byte, valueLen uint32, 
 //go:noescape
 func proxySetTickPeriodMilliseconds(millis uint32) uint32
 
+//go:wasmimport env proxy_get_current_time_nanoseconds
+//go:noescape
+func proxyGetCurrentTimeNanoseconds(retTime *uint64) uint32
+
 //go:wasmimport env proxy_set_effective_context
 //go:noescape
 func proxySetEffectiveContext(contextID uint32) uint32

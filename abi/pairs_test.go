@@ -2,6 +2,7 @@ package abi
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -114,23 +115,45 @@ func TestDecodePairsNeverPanics(t *testing.T) {
 	}
 }
 
+// FuzzDecodePairs: the guest's decoder of the host's header maps. Whatever
+// the bytes (huge counts, lengths past the end, missing NULs, trailing
+// bytes): no panic; an error is one of the Pairs errors and leaves dst as it
+// was; success appends to dst, and what decodes re-encodes to the same
+// bytes (so the count and every length were honoured exactly, duplicate
+// names kept in order); decoding into a large enough dst never allocates.
+// Seeds: testdata/fuzz/FuzzDecodePairs.
 func FuzzDecodePairs(f *testing.F) {
 	f.Add(rawPairs(Header{"a", "b"}))
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	keep := Header{"keep", "me"}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := DecodePairs(b, nil)
+		dst := make([]Header, 1, 1+len(b)/pairMinSize+1)
+		dst[0] = keep
+		got, err := DecodePairs(b, dst)
+		if a := testing.AllocsPerRun(1, func() { _, _ = DecodePairs(b, dst[:1]) }); a != 0 {
+			t.Fatalf("DecodePairs allocates %v with room in dst", a)
+		}
 		if err != nil {
+			if !errors.Is(err, ErrPairsTruncated) && !errors.Is(err, ErrPairsCount) &&
+				!errors.Is(err, ErrPairsNUL) && !errors.Is(err, ErrPairsTrailing) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			require.Equal(t, []Header{keep}, got, "dst must come back unchanged")
 			return
 		}
+		require.Equal(t, keep, got[0])
+		got = got[1:]
 		// What decodes must re-encode to the same bytes.
 		enc, err := AppendPairs(nil, got)
 		require.NoError(t, err)
 		if len(b) == 0 {
+			require.Empty(t, got)
 			require.Equal(t, []byte{0, 0, 0, 0}, enc)
 			return
 		}
 		require.Equal(t, b, enc)
+		require.Equal(t, len(b), PairsLen(got))
 	})
 }
 

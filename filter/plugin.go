@@ -153,6 +153,9 @@ func (p *plugin) OnTick() {
 	dry := p.cfg.Mode.SSEDryRun
 	for i := 0; i < len(p.streams.active); {
 		s := p.streams.active[i]
+		if s.active { // response bytes since the last tick
+			s.active, s.lastActivity = false, now
+		}
 		switch {
 		case s.closeReason < 0 && !now.Before(s.lease.Deadline()):
 			p.closeStream(s, closeMaxDuration, dry)

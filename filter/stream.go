@@ -36,8 +36,9 @@ type stream struct {
 	lease        limiter.Lease
 	tenantGauge  uint32
 	hasGauge     bool
-	lastActivity time.Time
-	closeReason  int // -1: not closed by the filter
+	lastActivity time.Time // admission, or the tick that saw the last response bytes
+	active       bool      // response bytes since the last tick
+	closeReason  int       // -1: not closed by the filter
 	activeIdx    int
 }
 
@@ -51,7 +52,7 @@ func (s *stream) reset(p *plugin, id uint32) {
 	s.p, s.id = p, id
 	s.origin = s.origin[:0]
 	s.corsHeaders = false
-	s.admitted = false
+	s.admitted, s.active = false, false
 	s.lease = limiter.Lease{}
 	s.hasGauge = false
 	s.closeReason = -1
@@ -312,15 +313,16 @@ func (s *stream) OnHttpResponseHeaders(int, bool) types.Action {
 		_ = p.host.AddResponseHeader("vary", "Origin")
 	}
 	if s.admitted {
-		s.lastActivity = p.clock()
+		s.active = true
 	}
 	return types.ActionContinue
 }
 
-// OnHttpResponseBody marks activity: every chunk of an admitted stream.
+// OnHttpResponseBody marks activity: every chunk of an admitted stream. The
+// next tick turns the mark into a time, so a chunk costs no clock call.
 func (s *stream) OnHttpResponseBody(int, bool) types.Action {
-	if s.admitted && s.p != nil {
-		s.lastActivity = s.p.clock()
+	if s.admitted {
+		s.active = true
 	}
 	return types.ActionContinue
 }

@@ -75,6 +75,7 @@ var HostCalls = map[string]Signature{
 	"proxy_get_shared_data":              sig(5, 1),
 	"proxy_set_shared_data":              sig(5, 1),
 	"proxy_set_tick_period_milliseconds": sig(1, 1),
+	"proxy_get_current_time_nanoseconds": sig(1, 1),
 	"proxy_set_effective_context":        sig(1, 1),
 	"proxy_close_stream":                 sig(1, 1),
 	"proxy_continue_stream":              sig(1, 1),

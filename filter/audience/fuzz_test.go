@@ -10,7 +10,11 @@ import (
 // FuzzDecodeHeader: never panics; None only for a base64url JSON object
 // (checked with encoding/json); the audience values agree with
 // encoding/json (which takes the last duplicate: we refuse duplicates);
-// the tenant obeys its rule; Check never panics.
+// the tenant obeys its rule; Check never panics, and on a decoded payload
+// its decision is the oracle's: allowed only when one of the first MaxAud
+// audiences (per encoding/json) is exactly an allowed one (so an allowed
+// audience hidden after MaxAud others, or differing in case or escapes
+// only after decoding, is judged on the decoded value).
 func FuzzDecodeHeader(f *testing.F) {
 	d := NewDecoder("tenant_id")
 	chk := NewChecker([]string{"stoa-mcp-gateway", "account"}, false)
@@ -60,6 +64,25 @@ func FuzzDecodeHeader(f *testing.F) {
 		}
 		if c.Tenant != "" && (!validTenant(c.Tenant) || !utf8.ValidString(c.Tenant)) {
 			t.Fatalf("tenant %q", c.Tenant)
+		}
+		var auds []any
+		switch a := aud.(type) {
+		case string:
+			auds = []any{a}
+		case []any:
+			auds = a[:min(len(a), MaxAud)]
+		}
+		want := InvalidAudience
+		if !present {
+			want = MissingAudience
+		}
+		for _, a := range auds {
+			if a == "stoa-mcp-gateway" || a == "account" {
+				want = None
+			}
+		}
+		if got := chk.Check(&c); got != want {
+			t.Fatalf("Check = %v, oracle %v (payload %q)", got, want, raw)
 		}
 	})
 }

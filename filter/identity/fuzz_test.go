@@ -44,9 +44,13 @@ func FuzzParsePeer(f *testing.F) {
 	})
 }
 
-// FuzzClient: never panics; from an untrusted peer the result is the peer;
-// from a trusted peer the result is the peer or an address that occurs in
-// the header text; it is never IPv4-mapped.
+// FuzzClient: never panics, never allocates; from an untrusted peer the
+// result is the peer; from a trusted peer the result is the peer or an
+// address that occurs in the header text, never IPv4-mapped, and exactly
+// what walkOracle (the documented rule, written with strings.Split) picks:
+// the rightmost untrusted entry, so an entry left of it (the attacker's
+// leftmost X-Forwarded-For) is never the client. Two header lines are one
+// list (duplicate headers).
 func FuzzClient(f *testing.F) {
 	r, err := NewResolver([]netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"),
@@ -73,6 +77,9 @@ func FuzzClient(f *testing.F) {
 		if got != peer && !occurs(got, h1+","+h2) {
 			t.Fatalf("got %v, not an entry of %q %q", got, h1, h2)
 		}
+		if want := walkOracle(r, peer, h1+","+h2); got != want {
+			t.Fatalf("Client(%v, %q, %q) = %v, oracle %v", peer, h1, h2, got, want)
+		}
 		if testing.AllocsPerRun(1, func() { _ = r.Client(peer, []string{h1, h2}) }) != 0 {
 			t.Fatalf("Client allocated on %q %q", h1, h2)
 		}
@@ -96,4 +103,32 @@ func occurs(a netip.Addr, list string) bool {
 		}
 	}
 	return false
+}
+
+// walkOracle is Client's documented rule restated over the joined header
+// text: entries right to left, at most MaxXFFEntries read (empty ones
+// count), empty ones skipped, a malformed one ends the walk at the last good
+// address, trusted ones skipped, the first untrusted one is the client.
+// Entry syntax is ParsePeer's (checked against net/netip by FuzzParsePeer).
+func walkOracle(r *Resolver, peer netip.Addr, joined string) netip.Addr {
+	entries := strings.Split(joined, ",")
+	last := peer
+	for i, read := len(entries)-1, 0; i >= 0; i, read = i-1, read+1 {
+		if read == MaxXFFEntries {
+			return last
+		}
+		e := strings.Trim(entries[i], " \t")
+		if e == "" {
+			continue
+		}
+		a, err := ParsePeer(e)
+		if err != nil {
+			return last
+		}
+		if !r.Trusted(a) {
+			return a
+		}
+		last = a
+	}
+	return last
 }
