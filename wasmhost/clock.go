@@ -9,15 +9,23 @@ import (
 // (proxy_get_current_time_nanoseconds), tick scheduling and — with
 // WASIClockFollow — the guest's WASI clocks. Safe for concurrent use.
 type Clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu   sync.Mutex
+	now  time.Time
+	real bool
 }
 
 // NewClock returns a clock stopped at start.
 func NewClock(start time.Time) *Clock { return &Clock{now: start} }
 
+// RealClock returns a clock that follows real time (for serving, as in
+// Envoy): Now is time.Now; Advance and Set do nothing.
+func RealClock() *Clock { return &Clock{real: true} }
+
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
+	if c.real {
+		return time.Now()
+	}
 	c.mu.Lock()
 	t := c.now
 	c.mu.Unlock()
@@ -26,7 +34,7 @@ func (c *Clock) Now() time.Time {
 
 // Advance moves the clock forward by d (negative d is ignored).
 func (c *Clock) Advance(d time.Duration) {
-	if d <= 0 {
+	if d <= 0 || c.real {
 		return
 	}
 	c.mu.Lock()
@@ -36,6 +44,9 @@ func (c *Clock) Advance(d time.Duration) {
 
 // Set moves the clock to t (backwards too; WASI monotonic time never goes back).
 func (c *Clock) Set(t time.Time) {
+	if c.real {
+		return
+	}
 	c.mu.Lock()
 	c.now = t
 	c.mu.Unlock()
