@@ -433,3 +433,23 @@ func TestConfigExtremesStart(t *testing.T) {
 		t.Run(name, func(t *testing.T) { newHarness(t, js, nil) })
 	}
 }
+
+// TestAcceptCaseAttack: media types are case-insensitive, so an upper-case
+// Accept still makes an SSE request that the limiter counts.
+func TestAcceptCaseAttack(t *testing.T) {
+	for v, want := range map[string]bool{
+		"text/event-stream":                        true,
+		"TEXT/Event-Stream":                        true,
+		"application/json, text/event-stream":      true,
+		"application/json,TEXT/EVENT-STREAM;q=0.9": true,
+		"  text/event-stream ":                     true,
+		"text/event-streamx":                       false,
+		"xtext/event-stream":                       false,
+		"application/json":                         false,
+		"":                                         false,
+		",,,":                                      false,
+	} {
+		assert.Equal(t, want, acceptsEventStream(v), "%q", v)
+	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { acceptsEventStream("application/json, TEXT/event-stream") }))
+}

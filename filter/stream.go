@@ -148,7 +148,7 @@ func (s *stream) scan() request {
 				r.acrHeaders += "," + h.Value // rare: allocates
 			}
 		case "accept":
-			if strings.Contains(h.Value, eventStream) {
+			if acceptsEventStream(h.Value) {
 				r.sse = true
 			}
 		case "x-forwarded-for":
@@ -367,4 +367,30 @@ func (s *stream) release(now time.Time) {
 		_ = p.host.IncrementMetric(s.tenantGauge, -1)
 		s.hasGauge = false
 	}
+}
+
+// acceptsEventStream reports whether an Accept value lists text/event-stream,
+// compared without regard to case as servers do (media types are
+// case-insensitive), so "TEXT/Event-Stream" cannot slip a stream past the
+// limiter. It does not allocate.
+func acceptsEventStream(v string) bool {
+	for len(v) >= len(eventStream) {
+		i := 0
+		for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == ',') {
+			i++
+		}
+		v = v[i:]
+		if len(v) >= len(eventStream) && strings.EqualFold(v[:len(eventStream)], eventStream) {
+			rest := v[len(eventStream):]
+			if rest == "" || rest[0] == ',' || rest[0] == ';' || rest[0] == ' ' || rest[0] == '\t' {
+				return true
+			}
+		}
+		j := strings.IndexByte(v, ',')
+		if j < 0 {
+			return false
+		}
+		v = v[j+1:]
+	}
+	return false
 }
