@@ -2,6 +2,7 @@ package localproxy
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -68,20 +69,52 @@ func TestHeaderWithUnderscoreRefused(t *testing.T) {
 	assert.Empty(t, eng.all())
 }
 
+// FuzzNormalizePath: what the filter sees as :path, as Envoy's normalisation
+// would give it. For any request target: no panic; an escaped slash or
+// backslash in the path is refused; otherwise the result starts with "/", is
+// a fixed point, has no backslash, no empty segment but possibly the last,
+// no dot segment (also percent-encoded, any case: "/.well-known/%2E%2e/mcp"
+// cannot reach /mcp as an exempt path), and keeps the query verbatim.
+// Seeds: testdata/fuzz/FuzzNormalizePath.
 func FuzzNormalizePath(f *testing.F) {
 	f.Add("/a/../b//c?x")
 	f.Add(`\..\%2e`)
+	isDot := func(seg string) bool {
+		d := strings.NewReplacer("%2e", ".", "%2E", ".").Replace(seg)
+		return d == "." || d == ".."
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		out, err := normalizePath(s)
+		path, query, hasQuery := strings.Cut(s, "?")
+		if i := strings.IndexByte(path, '#'); i >= 0 {
+			path = path[:i]
+		}
+		lp := strings.ToLower(path)
+		if escaped := strings.Contains(lp, "%2f") || strings.Contains(lp, "%5c"); escaped != (err != nil) {
+			t.Fatalf("normalizePath(%q) error %v, escaped slash %v", s, err, escaped)
+		}
 		if err != nil {
 			return
 		}
-		if out[0] != '/' {
+		if out == "" || out[0] != '/' {
 			t.Fatalf("%q -> %q", s, out)
 		}
 		again, err := normalizePath(out)
 		if err != nil || again != out {
 			t.Fatalf("not idempotent: %q -> %q -> %q (%v)", s, out, again, err)
+		}
+		opath, oquery, oHasQuery := strings.Cut(out, "?")
+		if oHasQuery != hasQuery || oquery != query {
+			t.Fatalf("query changed: %q -> %q", s, out)
+		}
+		if strings.ContainsAny(opath, "\\#") {
+			t.Fatalf("%q -> %q keeps a backslash or fragment", s, out)
+		}
+		segs := strings.Split(opath[1:], "/")
+		for i, seg := range segs {
+			if (seg == "" && i != len(segs)-1) || isDot(seg) {
+				t.Fatalf("%q -> %q has segment %q", s, out, seg)
+			}
 		}
 	})
 }
