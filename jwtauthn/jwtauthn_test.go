@@ -1,6 +1,7 @@
 package jwtauthn
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -13,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -417,16 +419,72 @@ func TestWriteUnauthorizedEchoesNothing(t *testing.T) {
 	assert.Equal(t, "Jwt verification fails", rec.Body.String())
 }
 
+// FuzzVerify: the local proxy's jwt_authn stand-in. Whatever the token (and
+// however the Authorization value is padded): no panic; an error is one of
+// the package's sentinels and never repeats the token; a token that
+// verifies has the signing input (header.payload) of a token signed here —
+// no mutation of alg, kid, crit, payload or encoding verifies — and yields
+// exactly that token's payload; Authenticate strips the client-sent
+// x-jwt-payload header (the forged-payload attack) unless it verified, and
+// then sets it to the base64url payload and drops Authorization.
+// Seeds: the tokens signed below (their keys are generated per run) and
+// testdata/fuzz/FuzzVerify (alg none, HS256 confusion, crit, padded and
+// standard base64, duplicate claims, huge segments).
 func FuzzVerify(f *testing.F) {
 	fx := getFixture(f)
-	tok, _ := SignRS256(fx.rsa, "rsa-1", claims(nil))
-	f.Add(tok)
+	signed := map[string][]byte{} // signing input -> payload JSON
+	add := func(tok string, err error) {
+		require.NoError(f, err)
+		i := strings.LastIndexByte(tok, '.')
+		p, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+		require.NoError(f, err)
+		signed[tok[:i]] = p
+		f.Add(tok)
+	}
+	add(SignRS256(fx.rsa, "rsa-1", claims(nil)))
+	add(SignES256(fx.ec, "ec-1", claims(nil)))
+	add(SignRS256(fx.rsa2, "rsa-any", claims(func(c map[string]any) { delete(c, "aud"); c["nbf"] = now.Unix() })))
+	add(rawSign(f, fx.rsa2, crypto.SHA384, map[string]string{"alg": "RS384", "kid": "rsa-any"}, claims(nil)), nil)
 	f.Add("a.b.c")
 	f.Add(b64json(map[string]string{"alg": "ES256"}) + "." + b64json(claims(nil)) + ".AAAA")
+	sentinels := []error{ErrMalformed, ErrTooLarge, ErrAlgorithm, ErrUnknownKey, ErrSignature, ErrIssuer,
+		ErrExpired, ErrNotYetValid, ErrMissingExp, ErrCritical, ErrBadTimeClaim}
 	f.Fuzz(func(t *testing.T, s string) {
-		_, _ = fx.v.Verify(s, now)
-		h := http.Header{"Authorization": {"Bearer " + s}}
-		_, _, _ = (&Filter{Verifier: fx.v}).Authenticate(h, now)
+		payload, err := fx.v.Verify(s, now)
+		if err != nil {
+			known := false
+			for _, e := range sentinels {
+				known = known || errors.Is(err, e)
+			}
+			if !known || (len(s) >= 8 && strings.Contains(err.Error(), s)) {
+				t.Fatalf("error %q", err)
+			}
+		} else {
+			i := strings.LastIndexByte(s, '.')
+			want, ok := signed[s[:max(i, 0)]]
+			if i < 0 || !ok {
+				t.Fatalf("a token not signed here verifies: %q", s)
+			}
+			if !bytes.Equal(payload, want) {
+				t.Fatalf("payload %q, signed %q", payload, want)
+			}
+		}
+		h := http.Header{"Authorization": {"Bearer " + s}, "X-Jwt-Payload": {"eyJhdWQiOiJmb3JnZWQifQ"}}
+		out, p2, aerr := (&Filter{Verifier: fx.v}).Authenticate(h, now)
+		_, verr := fx.v.Verify(strings.TrimSpace(s), now)
+		switch {
+		case out == Verified:
+			if verr != nil || aerr != nil || h.Get("X-Jwt-Payload") != base64.RawURLEncoding.EncodeToString(p2) || h.Get("Authorization") != "" {
+				t.Fatalf("verified %q: err %v/%v, headers %v", s, verr, aerr, h)
+			}
+		default:
+			if verr == nil && out == Rejected {
+				t.Fatalf("Authenticate rejects %q, which verifies", s)
+			}
+			if h.Get("X-Jwt-Payload") != "" {
+				t.Fatalf("client-sent payload header kept (outcome %v)", out)
+			}
+		}
 	})
 }
 
