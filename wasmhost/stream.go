@@ -228,7 +228,9 @@ func (s *Stream) EndWith(mode EndMode) error {
 		return nil
 	}
 	s.ended = true
-	delete(vm.streams, s.id)
+	// The stream stays known during its end callbacks: Envoy's on_log (and
+	// on_done, on_delete) still read its properties and headers.
+	defer delete(vm.streams, s.id)
 	if err := vm.usable(); err != nil {
 		return err
 	}
