@@ -223,3 +223,48 @@ func TestComposeBrokenTwins(t *testing.T) {
 		})
 	}
 }
+
+// TestComposeBuildsLikeMake: the compose one-shot compiles the module with the Makefile's
+// flags, so the module it mounts is the one `make build` (and the pinned image) holds.
+func TestComposeBuildsLikeMake(t *testing.T) {
+	mk := readRepoFile(t, "Makefile")
+	flagLine, err := makeVar(mk, "WASM_FLAGS")
+	require.NoError(t, err)
+	want, err := shellWords(flagLine)
+	require.NoError(t, err)
+	envLine, err := makeVar(mk, "WASM_ENV")
+	require.NoError(t, err)
+	wantEnv, err := shellWords(envLine)
+	require.NoError(t, err)
+
+	check := func(compose []byte) error {
+		p, err := loadCompose(repoRoot(t), compose, map[string]string{})
+		if err != nil {
+			return err
+		}
+		b := p.Services["filter-build"].Build
+		if b == nil {
+			return errors.New("filter-build has no build")
+		}
+		var line string
+		for _, l := range strings.Split(b.DockerfileInline, "\n") {
+			if strings.Contains(l, " go build ") {
+				line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "RUN "))
+			}
+		}
+		words, err := shellWords(line)
+		if err != nil || len(words) == 0 {
+			return fmt.Errorf("no go build line in filter-build's Dockerfile (%v)", err)
+		}
+		for _, w := range append(wantEnv, want...) {
+			if !slices.Contains(words, w) {
+				return fmt.Errorf("filter-build's go build lacks %s (Makefile: %s %s)", w, envLine, flagLine)
+			}
+		}
+		return nil
+	}
+	src := readRepoFile(t, "docker-compose.yaml")
+	require.NoError(t, check(src))
+	require.ErrorContains(t, check(mutate(t, src, " -buildvcs=false", "", 1)), "-buildvcs=false")
+	require.ErrorContains(t, check(mutate(t, src, "GOARCH=wasm ", "", 1)), "GOARCH=wasm")
+}
