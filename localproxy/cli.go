@@ -147,7 +147,11 @@ func Run(ctx context.Context, o *Options, log *slog.Logger, ready func(Addrs)) e
 		go func() { errc <- adminSrv.Serve(aln) }()
 		addrs.Admin = aln.Addr()
 	}
-	log.Info("stoa-proxy serving", "listen", addrs.HTTP.String(), "admin", o.Admin, "upstream", up.Redacted(),
+	adminAddr := "off"
+	if addrs.Admin != nil {
+		adminAddr = addrs.Admin.String()
+	}
+	log.Info("stoa-proxy serving", "listen", addrs.HTTP.String(), "admin", adminAddr, "upstream", up.Redacted(),
 		"workers", o.Workers, "profile", o.Profile, "jwt_authn", jf != nil)
 	if ready != nil {
 		ready(addrs)
