@@ -94,9 +94,10 @@ func compilationCache(dir string, log *slog.Logger) wazero.CompilationCache {
 
 // WasmEngine runs the filter module in the project's proxy-wasm host
 // (package wasmhost): one Host, one VM per worker, sharing shared data and
-// metrics as Envoy's worker threads do. Guest time is real time (WASI clocks
-// from the host, as in Envoy); a ticker keeps the host clock — proxy time and
-// tick scheduling — on real time too.
+// metrics as Envoy's worker threads do. Time is real time, as in Envoy: WASI
+// clocks come from the host, and the host clock (proxy time, tick
+// scheduling) is moved to time.Now before every callback and by a ticker
+// that fires due on_tick callbacks.
 type WasmEngine struct {
 	host    *wasmhost.Host
 	vms     []*wasmhost.VM
@@ -109,6 +110,9 @@ type WasmEngine struct {
 	closeOnce sync.Once
 	closeErr  error
 	logMu     sync.Mutex // serialises draining the host's log buffer
+
+	clockMu   sync.Mutex
+	clockLast time.Time
 }
 
 var _ Engine = (*WasmEngine)(nil)
@@ -211,8 +215,8 @@ func (e *WasmEngine) ticker(every time.Duration) {
 		select {
 		case <-e.stop:
 			return
-		case now := <-t.C:
-			e.host.Clock().Set(now)
+		case <-t.C:
+			e.touchClock()
 			for i, vm := range e.vms {
 				if _, err := vm.RunTimers(); err != nil {
 					e.vmFailed(i, err)
@@ -221,6 +225,20 @@ func (e *WasmEngine) ticker(every time.Duration) {
 			e.drainLogs()
 		}
 	}
+}
+
+// touchClock moves the host clock to real time before a callback: the
+// filter's proxy time (proxy_get_current_time_nanoseconds) is Envoy's
+// dispatcher time, real time at the call. Never backwards, even when two
+// workers' goroutines race here.
+func (e *WasmEngine) touchClock() {
+	now := time.Now()
+	e.clockMu.Lock()
+	if now.After(e.clockLast) {
+		e.clockLast = now
+		e.host.Clock().Set(now)
+	}
+	e.clockMu.Unlock()
 }
 
 // vmFailed logs a worker's failure once. Like Envoy with fail_open false
@@ -284,6 +302,7 @@ func (e *WasmEngine) NewStream(w int, info StreamInfo) (Stream, error) {
 	if w < 0 || w >= len(e.vms) {
 		return nil, fmt.Errorf("localproxy: worker %d out of range [0,%d)", w, len(e.vms))
 	}
+	e.touchClock()
 	s, err := e.vms[w].NewStream(e.properties(info))
 	if err != nil {
 		if errors.Is(err, wasmhost.ErrVMFailed) {
@@ -360,6 +379,7 @@ func localReply(lr *wasmhost.LocalResponse) *LocalReply {
 
 // RequestHeaders implements Stream.
 func (s *wasmStream) RequestHeaders(h []Header, eos bool) ([]Header, *LocalReply, error) {
+	s.e.touchClock()
 	if _, err := s.s.RequestHeaders(toHost(h), eos); err != nil {
 		if errors.Is(err, wasmhost.ErrVMFailed) {
 			s.e.vmFailed(s.w, err)
@@ -375,6 +395,7 @@ func (s *wasmStream) RequestHeaders(h []Header, eos bool) ([]Header, *LocalReply
 
 // ResponseHeaders implements Stream.
 func (s *wasmStream) ResponseHeaders(h []Header, eos bool) ([]Header, *LocalReply, error) {
+	s.e.touchClock()
 	if _, err := s.s.ResponseHeaders(toHost(h), eos); err != nil {
 		if errors.Is(err, wasmhost.ErrVMFailed) {
 			s.e.vmFailed(s.w, err)
@@ -392,6 +413,7 @@ func (s *wasmStream) ResponseHeaders(h []Header, eos bool) ([]Header, *LocalRepl
 // the proxy then resets the client's stream, as Envoy does when a failed
 // filter cannot process a body chunk.
 func (s *wasmStream) ResponseBody(chunk []byte, eos bool) error {
+	s.e.touchClock()
 	_, err := s.s.ResponseBody(chunk, eos)
 	if err != nil && errors.Is(err, wasmhost.ErrVMFailed) {
 		s.e.vmFailed(s.w, err)
@@ -405,6 +427,7 @@ func (s *wasmStream) Closed() <-chan struct{} { return s.s.Closed() }
 // End implements Stream: on_log, on_done, on_delete, once.
 func (s *wasmStream) End() {
 	s.endOnce.Do(func() {
+		s.e.touchClock()
 		if err := s.s.End(); err != nil && !errors.Is(err, wasmhost.ErrVMFailed) && !errors.Is(err, wasmhost.ErrClosed) {
 			s.e.log.Debug("filter: ending a stream failed", "worker", s.w, "err", err)
 		}
