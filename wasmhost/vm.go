@@ -115,6 +115,10 @@ func (h *Host) NewVM(ctx context.Context) (*VM, error) {
 	}
 	vm := &VM{h: h, id: len(h.vms), ctx: context.Background(), nextID: RootContextID + 1,
 		streams: make(map[uint32]*Stream), bufType: ^uint32(0), cfgType: ^uint32(0)}
+	// The VM is listed (Host.VMs, Advance, Close) before it is built: hold
+	// its lock until it is started or closed.
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
 	h.vms = append(h.vms, vm)
 	h.mu.Unlock()
 
@@ -124,8 +128,6 @@ func (h *Host) NewVM(ctx context.Context) (*VM, error) {
 		vm.closed = true
 		return nil, err
 	}
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
 	if err := vm.boot(); err != nil {
 		vm.closeLocked(ctx)
 		return nil, err
