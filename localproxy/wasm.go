@@ -253,7 +253,9 @@ func (e *WasmEngine) vmFailed(i int, err error) {
 	}
 }
 
-// drainLogs forwards the module's captured log lines to the logger.
+// drainLogs forwards the module's captured log lines to the logger. The host
+// only buffers them (MaxLogs, then counts): a line logged between Logs and
+// ClearLogs is lost. A log sink in wasmhost.Config would close that gap.
 func (e *WasmEngine) drainLogs() {
 	e.logMu.Lock()
 	defer e.logMu.Unlock()
