@@ -2,6 +2,7 @@ package spectable
 
 import (
 	"encoding/base64"
+	"strings"
 	"time"
 )
 
@@ -115,6 +116,8 @@ func audienceCases() []Case {
 		one("other audience is invalid_audience, never echoed", hdr(auth(secretPayload)), invalid),
 		one("array without ours is invalid_audience", hdr(auth(payloadOf([]string{"a", "b"}, ""))), unauthorized("invalid_audience", "Invalid audience")),
 		one("audience of another client differing in case is invalid", hdr(auth(payloadOf("STOA-MCP-GATEWAY", ""))), unauthorized("invalid_audience", "Invalid audience")),
+		one("OversizedPayloadAttack is malformed", hdr(auth(Payload(map[string]any{"aud": "account", "pad": strings.Repeat("x", 20<<10)}))),
+			unauthorized("malformed", "Malformed token payload")),
 		{Name: "audience/exempt paths skip the check", Steps: []Step{
 			{Do: Request{Path: "/health"}, Want: ok},
 			{Do: Request{Path: "/.well-known/oauth-protected-resource"}, Want: ok},
@@ -131,6 +134,8 @@ func audienceCases() []Case {
 			{Name: "no metadata", Do: Request{}, Want: Want{Status: 401, Metrics: map[string]uint64{jwt("missing_token"): 1}}},
 			{Name: "ForgedPayloadHeaderIgnoredInMetadataMode", Do: Request{Headers: [][2]string{auth(Good)}},
 				Want: Want{Status: 401, Metrics: map[string]uint64{jwt("missing_token"): 2}}},
+			{Name: "SSE tenant from metadata", Do: Request{Path: "/mcp/sse", Peer: "198.51.100.1:1",
+				Metadata: map[string]any{"aud": "account", "tenant_id": "meta-tenant"}}, Want: Want{Metrics: map[string]uint64{tenant("meta-tenant"): 1}}},
 		}},
 	}
 }
@@ -176,6 +181,14 @@ func corsCases() []Case {
 		{Name: "cors/TwoOriginHeadersAttack", Steps: []Step{
 			{Do: Request{Headers: [][2]string{origin(console), origin("https://evil.com"), auth(Good)}}, Want: corsRefused("origin")},
 		}},
+		{Name: "cors/configured patterns: null listed, wildcard subdomains anchored",
+			Plugin: `{"cors":{"origins":["null","https://*.example.com"]}}`, Steps: []Step{
+				{Do: preflight("null", "GET", ""), Want: Want{Status: 204, Headers: map[string]string{"access-control-allow-origin": "null"}}},
+				{Do: preflight("https://a.b.example.com", "GET", ""), Want: Want{Status: 204, Headers: map[string]string{"access-control-allow-origin": "https://a.b.example.com"}}},
+				{Name: "the bare domain is not a subdomain", Do: preflight("https://example.com", "GET", ""), Want: corsRefused("origin")},
+				{Name: "SuffixOriginAttack", Do: preflight("https://example.com.evil.com", "GET", ""), Want: Want{Status: 403, Metrics: map[string]uint64{corsR("origin"): 2}}},
+				{Name: "the defaults are replaced", Do: preflight(console, "GET", ""), Want: Want{Status: 403, Metrics: map[string]uint64{corsR("origin"): 3}}},
+			}},
 		{Name: "cors/origin compared after normalisation", Steps: []Step{
 			{Do: preflight("HTTPS://Console.STOA.dev:443", "GET", ""), Want: Want{Status: 204}},
 		}},
@@ -251,6 +264,19 @@ func sseCases() []Case {
 				tenant("a"): 1, tenant("b"): 1, tenant("_other"): 2, tenant("c"): 0, tenant("anonymous"): 0}}},
 			{Name: "ends bring the gauges down", EndOldest: 4, Do: Request{Path: "/health"}, Want: Want{Metrics: map[string]uint64{
 				tenant("a"): 0, tenant("b"): 0, tenant("_other"): 0}}},
+		}},
+		{Name: "sse/retry_after configured", Plugin: `{"sse":{"max_per_ip":1,"retry_after":120}}`, Steps: []Step{
+			{Do: sse(Good, peer), Want: ok},
+			{Do: sse(Good, peer), Want: Want{Status: 429, Reason: "ip_limit",
+				Headers: map[string]string{"retry-after": "120"}, Body: []string{`"retry_after":120`}}},
+		}},
+		{Name: "sse/query string on the SSE path", Plugin: `{"sse":{"max_per_ip":1,"rate_limit_per_min":100}}`, Steps: []Step{
+			{Do: Request{Path: "/mcp/sse?session=1", Peer: peer, Headers: [][2]string{auth(Good)}}, Want: ok},
+			{Do: Request{Path: "/mcp/sse?session=2", Peer: peer, Headers: [][2]string{auth(Good)}}, Want: tooMany("ip_limit", 1)},
+		}},
+		{Name: "sse/tenant claim as an array takes its first string", Plugin: sseFast, Steps: []Step{
+			{Do: sse(Payload(map[string]any{"aud": "account", "tenant_id": []any{"first", "second"}}), peer),
+				Want: Want{Metrics: map[string]uint64{tenant("first"): 1, tenant("second"): 0}}},
 		}},
 		{Name: "sse/claim without tenant is anonymous", Plugin: sseFast, Steps: []Step{
 			{Do: sse(payloadOf("account", ""), "198.51.100.1:1"), Want: Want{Metrics: map[string]uint64{tenant("anonymous"): 1}}},
