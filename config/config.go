@@ -72,15 +72,21 @@ type CORS struct {
 
 // SSE configures SSE detection and the connection limiter.
 type SSE struct {
-	Enabled                          bool          // SSE_LIMITER_ENABLED, sse.enabled
-	MaxPerIP, MaxPerTenant, MaxTotal int           // concurrent streams
-	RateLimitPerMin                  int           // new admitted streams per client per rolling minute
-	IdleTimeout, MaxDuration         time.Duration // idle_timeout <= max_duration
-	Tick                             time.Duration // 100ms..idle_timeout
-	RetryAfter                       int           // seconds, the Retry-After value
-	Paths                            []string      // paths that are SSE whatever the Accept header (see IsPath)
-	Scope                            string        // shared-data key namespace, [A-Za-z0-9_.-]{1,64}
-	IPBuckets, TenantBuckets         int           // shared-data buckets, 1..65536
+	Enabled                          bool // SSE_LIMITER_ENABLED, sse.enabled
+	MaxPerIP, MaxPerTenant, MaxTotal int  // concurrent streams
+	RateLimitPerMin                  int  // new admitted streams per client per rolling minute
+	// RateLimitMessagePosts counts MCP Streamable HTTP message POSTs (Accept
+	// lists application/json as well as text/event-stream) toward
+	// RateLimitPerMin. false (default): such a POST holds a slot under the
+	// three concurrency limits while open, but a client may send as many as
+	// it makes calls.
+	RateLimitMessagePosts    bool
+	IdleTimeout, MaxDuration time.Duration // idle_timeout <= max_duration
+	Tick                     time.Duration // 100ms..idle_timeout
+	RetryAfter               int           // seconds, the Retry-After value
+	Paths                    []string      // paths that are SSE whatever the Accept header (see IsPath)
+	Scope                    string        // shared-data key namespace, [A-Za-z0-9_.-]{1,64}
+	IPBuckets, TenantBuckets int           // shared-data buckets, 1..65536
 }
 
 // IsPath reports whether the request path (":path", query and fragment

@@ -267,7 +267,7 @@ func TestParseErrors(t *testing.T) {
 		// keys
 		{"unknown section", `{"ssee": {}}`, nil, `unknown key "ssee"; expected one of audience, cors, sse, client_ip, metrics, mode`},
 		{"unknown key", `{"sse": {"max_per_ipp": 1}}`, nil,
-			`unknown key "sse.max_per_ipp"; expected one of enabled, max_per_ip, max_per_tenant, max_total, idle_timeout, max_duration, rate_limit_per_min, retry_after, paths, scope, ip_buckets, tenant_buckets, tick`},
+			`unknown key "sse.max_per_ipp"; expected one of enabled, max_per_ip, max_per_tenant, max_total, idle_timeout, max_duration, rate_limit_per_min, rate_limit_message_posts, retry_after, paths, scope, ip_buckets, tenant_buckets, tick`},
 		{"unknown key case", `{"cors": {"Origins": []}}`, nil,
 			`unknown key "cors.Origins"; expected one of origins, allow_methods, allow_headers, expose_headers, max_age`},
 		{"unknown key quoted", "{\"mode\": {\"a\\nb\": 1}}", nil, `unknown key "mode.a\nb"; expected one of audience, cors, sse`},
@@ -310,6 +310,7 @@ func TestParseErrors(t *testing.T) {
 		{"max duration cap", `{"sse": {"max_duration": "25h"}}`, nil, `sse.max_duration: "25h0m0s": expected between 1s and 24h`},
 		{"max duration under 1s", `{"sse": {"max_duration": "500ms", "idle_timeout": "200ms", "tick": "100ms"}}`, nil, `sse.max_duration: "500ms": expected between 1s and 24h`},
 		{"tick over 1h", `{"sse": {"max_duration": "24h", "idle_timeout": "3h", "tick": "2h"}}`, nil, `sse.tick: "2h0m0s": expected a duration between 100ms and sse.idle_timeout (3h0m0s), at most 1h`},
+		{"message posts not a bool", `{"sse": {"rate_limit_message_posts": "yes"}}`, nil, `sse.rate_limit_message_posts: got a string "yes", expected true or false`},
 		{"rate over what the limiter keeps", `{"sse": {"rate_limit_per_min": 1001}}`, nil, `sse.rate_limit_per_min: "1001": expected an integer between 1 and 1000 (new streams per minute)`},
 		{"tick too small", `{"sse": {"tick": "10ms"}}`, nil, `sse.tick: "10ms": expected a duration between 100ms and sse.idle_timeout (30s), at most 1h`},
 		{"tick above idle", `{"sse": {"tick": "1m"}}`, nil, `sse.tick: "1m0s": expected a duration between 100ms and sse.idle_timeout (30s), at most 1h`},

@@ -150,6 +150,10 @@ var schema = []section{
 		{"idle_timeout", "", durField(func(c *Config) *time.Duration { return &c.SSE.IdleTimeout })},
 		{"max_duration", "", durField(func(c *Config) *time.Duration { return &c.SSE.MaxDuration })},
 		{"rate_limit_per_min", "", intField(func(c *Config) *int { return &c.SSE.RateLimitPerMin }, 1, maxRate, "new streams per minute")},
+		{"rate_limit_message_posts", "", func(c *Config, in input) (err error) {
+			c.SSE.RateLimitMessagePosts, err = decodeBool(in)
+			return err
+		}},
 		{"retry_after", "", intField(func(c *Config) *int { return &c.SSE.RetryAfter }, 1, maxRetryAfter, "seconds")},
 		{"paths", "", func(c *Config, in input) (err error) {
 			c.SSE.Paths, err = decodeList(in, checkPath)

@@ -449,7 +449,59 @@ func TestAcceptCaseAttack(t *testing.T) {
 		"":                                         false,
 		",,,":                                      false,
 	} {
-		assert.Equal(t, want, acceptsEventStream(v), "%q", v)
+		assert.Equal(t, want, acceptsMedia(v, eventStream), "%q", v)
 	}
-	assert.Zero(t, testing.AllocsPerRun(100, func() { acceptsEventStream("application/json, TEXT/event-stream") }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { acceptsMedia("application/json, TEXT/event-stream", eventStream) }))
+}
+
+// TestStreamableHTTPMessagePosts: an MCP client's message POSTs (Accept:
+// application/json, text/event-stream) hold a slot while open, so the
+// per-IP limit still binds them, but they do not spend the new-stream rate;
+// (proxytest allows one emulator per test: the rated variant is below).
+func TestStreamableHTTPMessagePosts(t *testing.T) {
+	post := func(peer string) req {
+		return req{method: "POST", path: "/mcp", peer: peer, headers: [][2]string{
+			{"accept", "application/json, text/event-stream"}, {"x-jwt-payload", goodPayload}}}
+	}
+	h := newHarness(t, "", nil)
+	for i := 0; i < 20; i++ { // 20 calls in a second, each ended: no 429
+		res := h.do(post("198.51.100.20:1"))
+		require.Nil(t, res.local, "call %d", i+1)
+		h.host.CompleteHttpContext(res.id)
+	}
+	var open []uint32
+	for i := 0; i < 10; i++ { // concurrency still binds
+		res := h.do(post("198.51.100.20:1"))
+		require.Nil(t, res.local, "open call %d", i+1)
+		open = append(open, res.id)
+	}
+	res := h.do(post("198.51.100.20:1"))
+	require.NotNil(t, res.local)
+	assert.Contains(t, string(res.local.Data), `"reason":"ip_limit"`)
+	for _, id := range open {
+		h.host.CompleteHttpContext(id)
+	}
+	for i := 0; i < 5; i++ { // the stream rate is untouched: 5 real streams
+		r := h.do(sseReq(goodPayload, "198.51.100.20:1"))
+		require.Nil(t, r.local, "stream %d", i+1)
+		h.host.CompleteHttpContext(r.id)
+	}
+}
+
+// TestMessagePostsRatedWhenConfigured: sse.rate_limit_message_posts counts
+// message POSTs toward the new-stream rate.
+func TestMessagePostsRatedWhenConfigured(t *testing.T) {
+	post := func(peer string) req {
+		return req{method: "POST", path: "/mcp", peer: peer, headers: [][2]string{
+			{"accept", "application/json, text/event-stream"}, {"x-jwt-payload", goodPayload}}}
+	}
+	rated := newHarness(t, `{"sse":{"rate_limit_message_posts":true}}`, nil)
+	for i := 0; i < 5; i++ {
+		r := rated.do(post("198.51.100.21:1"))
+		require.Nil(t, r.local)
+		rated.host.CompleteHttpContext(r.id)
+	}
+	r := rated.do(post("198.51.100.21:1"))
+	require.NotNil(t, r.local)
+	assert.Contains(t, string(r.local.Data), `"reason":"rate_limit"`)
 }

@@ -17,6 +17,7 @@ const (
 	anonymousTenant = "anonymous"
 	sourceAddress   = "source\x00address"
 	eventStream     = "text/event-stream"
+	applicationJSON = "application/json"
 )
 
 // stream is the state of one HTTP stream. It implements the SDK's
@@ -68,6 +69,7 @@ type request struct {
 	origins, payloads     int
 	payload               string
 	sse                   bool
+	acceptJSON            bool // Accept lists application/json
 }
 
 // OnHttpRequestHeaders runs SPEC's decisions in order: client identity,
@@ -148,8 +150,11 @@ func (s *stream) scan() request {
 				r.acrHeaders += "," + h.Value // rare: allocates
 			}
 		case "accept":
-			if acceptsEventStream(h.Value) {
+			if acceptsMedia(h.Value, eventStream) {
 				r.sse = true
+			}
+			if acceptsMedia(h.Value, applicationJSON) {
+				r.acceptJSON = true
 			}
 		case "x-forwarded-for":
 			p.xff = append(p.xff, h.Value)
@@ -254,7 +259,11 @@ func (s *stream) admit(r *request, tenant string) (types.Action, bool) {
 		}
 	} // an unknown peer shares the zero key: limited, never unlimited
 	now := p.clock()
-	reason, err := p.limiter.Admit(now, key, tenant, &s.lease)
+	admit := p.limiter.Admit
+	if r.method == "POST" && r.acceptJSON && !p.cfg.SSE.RateLimitMessagePosts {
+		admit = p.limiter.AdmitUnrated // a Streamable HTTP message, not a new stream
+	}
+	reason, err := admit(now, key, tenant, &s.lease)
 	if err != nil || reason == limiter.Busy {
 		// Shared data failed or stayed contended past the retry budget: fail
 		// closed, reported as global_limit (the shared state is saturated).
@@ -369,19 +378,19 @@ func (s *stream) release(now time.Time) {
 	}
 }
 
-// acceptsEventStream reports whether an Accept value lists text/event-stream,
-// compared without regard to case as servers do (media types are
-// case-insensitive), so "TEXT/Event-Stream" cannot slip a stream past the
-// limiter. It does not allocate.
-func acceptsEventStream(v string) bool {
-	for len(v) >= len(eventStream) {
+// acceptsMedia reports whether an Accept value lists the media type mt
+// (lower case), compared without regard to case as servers do (media types
+// are case-insensitive), so "TEXT/Event-Stream" cannot slip a stream past
+// the limiter. It does not allocate.
+func acceptsMedia(v, mt string) bool {
+	for len(v) >= len(mt) {
 		i := 0
 		for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == ',') {
 			i++
 		}
 		v = v[i:]
-		if len(v) >= len(eventStream) && strings.EqualFold(v[:len(eventStream)], eventStream) {
-			rest := v[len(eventStream):]
+		if len(v) >= len(mt) && strings.EqualFold(v[:len(mt)], mt) {
+			rest := v[len(mt):]
 			if rest == "" || rest[0] == ',' || rest[0] == ';' || rest[0] == ' ' || rest[0] == '\t' {
 				return true
 			}

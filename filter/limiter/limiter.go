@@ -292,6 +292,18 @@ func (l *Limiter) Stats() Stats { return l.stats }
 // lets concurrent admissions, from any VM sharing the store, exceed a limit.
 // Zero allocations in steady state.
 func (l *Limiter) Admit(now time.Time, ip identity.Key, tenant string, lease *Lease) (Reason, error) {
+	return l.admit(now, ip, tenant, lease, false)
+}
+
+// AdmitUnrated is Admit for a stream that holds slots under the three
+// concurrency limits but is neither checked against nor recorded in the
+// client's new-stream rate (a Streamable HTTP message POST, which the client
+// repeats for every call).
+func (l *Limiter) AdmitUnrated(now time.Time, ip identity.Key, tenant string, lease *Lease) (Reason, error) {
+	return l.admit(now, ip, tenant, lease, true)
+}
+
+func (l *Limiter) admit(now time.Time, ip identity.Key, tenant string, lease *Lease, noRate bool) (Reason, error) {
 	if lease == nil {
 		return Busy, errNilLease
 	}
@@ -309,7 +321,7 @@ func (l *Limiter) Admit(now time.Time, ip identity.Key, tenant string, lease *Le
 	tb := 1 + uint32(th%uint64(l.cfg.TenantBuckets))
 	cb := 1 + uint32(l.cfg.TenantBuckets) + uint32(fnvBytes(fnvOffset, ip[:])%uint64(l.cfg.IPBuckets))
 	var ch change
-	ch.exp, ch.now, ch.add, ch.maxRate = start+l.span, sec, true, l.cfg.RatePerMin
+	ch.exp, ch.now, ch.add, ch.maxRate, ch.noRate = start+l.span, sec, true, l.cfg.RatePerMin, noRate
 	if err := l.prefetch(0, int(tb), int(cb), sec); err != nil {
 		return Busy, err
 	}
@@ -448,7 +460,7 @@ func (l *Limiter) decide(kind uint8, v *view, ch *change) Reason {
 		if v.leases >= uint64(l.cfg.MaxPerIP) {
 			return IPLimit
 		}
-		if v.rate >= l.cfg.RatePerMin {
+		if !ch.noRate && v.rate >= l.cfg.RatePerMin {
 			return RateLimit
 		}
 		if !v.found && v.entries >= l.cfg.BucketEntries {

@@ -674,3 +674,43 @@ func TestCasWrapAround(t *testing.T) {
 	}
 	assert.Zero(t, inspect(t, vms[0], s, t0).global)
 }
+
+// TestAdmitUnratedHoldsSlotsButNoRate: unrated admissions (Streamable HTTP
+// message POSTs) are refused by the concurrency limits like any stream, but
+// neither consume nor meet the client's new-stream rate.
+func TestAdmitUnratedHoldsSlotsButNoRate(t *testing.T) {
+	c := defaultConfig() // 10 per client, 5 new streams a minute
+	s := limitertest.NewMemStore()
+	l := newLimiter(t, c, s)
+	ip := ipKey(1)
+	// 50 sequential unrated streams in one second: never rate-limited.
+	for i := range 50 {
+		var lease Lease
+		r, err := l.AdmitUnrated(t0, ip, "acme", &lease)
+		require.NoError(t, err)
+		require.Equal(t, None, r, "unrated admission %d", i)
+		require.NoError(t, l.Release(t0, &lease))
+	}
+	require.Zero(t, inspect(t, l, s, t0).rates[ip], "unrated admissions record no rate")
+	// The rate is still whole for real streams: 5 admitted, the 6th refused.
+	var streams [6]Lease
+	for i := range 5 {
+		r, err := l.Admit(t0, ip, "acme", &streams[i])
+		require.NoError(t, err)
+		require.Equal(t, None, r)
+	}
+	r, _ := l.Admit(t0, ip, "acme", &streams[5])
+	require.Equal(t, RateLimit, r)
+	// Concurrency still binds unrated streams: 5 held + 5 unrated = 10, the 11th refused.
+	var posts [6]Lease
+	for i := range 5 {
+		r, err := l.AdmitUnrated(t0, ip, "acme", &posts[i])
+		require.NoError(t, err)
+		require.Equal(t, None, r)
+	}
+	r, _ = l.AdmitUnrated(t0, ip, "acme", &posts[5])
+	require.Equal(t, IPLimit, r)
+	releaseAll(l, t0, streams[:5])
+	releaseAll(l, t0, posts[:5])
+	require.Zero(t, inspect(t, l, s, t0).global)
+}

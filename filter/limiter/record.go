@@ -278,6 +278,7 @@ type change struct {
 	exp     uint32 // the cohort to add to or release from
 	now     uint32
 	add     bool // add one lease to cohort exp (and a rate time for clients)
+	noRate  bool // adding: neither check nor record a rate time
 	maxRate int  // rate times kept per client entry (newest)
 	evict   int  // index of an entry to drop, -1 for none
 }
@@ -326,7 +327,7 @@ func rebuild(in, out *record, ch *change) (released bool) {
 		ne.c1 = len(out.cohorts)
 		ne.r0 = len(out.rates)
 		rs := in.rates[e.r0:e.r1]
-		if target && ch.add && in.kind == kindClient {
+		if target && ch.add && !ch.noRate && in.kind == kindClient {
 			// Insert now in order, then keep the newest maxRate in the window.
 			k := len(rs)
 			for k > 0 && rs[k-1] > ch.now {
@@ -371,7 +372,7 @@ func appendNew(out *record, ch *change) {
 	out.cohorts = append(out.cohorts, cohort{exp: ch.exp, n: 1})
 	e.c1 = len(out.cohorts)
 	e.r0 = len(out.rates)
-	if out.kind == kindClient && ch.maxRate > 0 {
+	if out.kind == kindClient && ch.maxRate > 0 && !ch.noRate {
 		out.rates = append(out.rates, ch.now)
 	}
 	e.r1 = len(out.rates)
