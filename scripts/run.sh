@@ -58,7 +58,7 @@ wait_http "http://$UPSTREAM/health" mcp-demo
 
 args=(-listen "$LISTEN" -admin "$ADMIN" -upstream "http://$UPSTREAM" -module "$WASM"
       -workers "$WORKERS" -profile "$PROFILE" -jwks demo/jwks.json
-      -issuer https://auth.stoa.local/realms/demo)
+      -issuer https://auth.stoa.local/realms/demo -shutdown-timeout 2s)
 [ -n "$CONFIG" ] && args+=(-config "$CONFIG")
 bin/stoa-proxy "${args[@]}" &
 pids+=($!)
