@@ -25,7 +25,8 @@
 // Deadline = start + MaxDuration (so MaxDuration - grain < lifetime <=
 // MaxDuration), on the tick after it. Client entries also keep the admission
 // seconds of their newest RatePerMin admissions; those in (now-60, now]
-// are the rate. Every write prunes expired cohorts, rate times out of the
+// are the rate (AdmitUnrated, for message POSTs, neither checks nor adds
+// one). Every write prunes expired cohorts, rate times out of the
 // window and entries left with neither. Bucket records hold at most
 // BucketEntries live entries: a new client evicts the rate-only entry with
 // the oldest admission (its rate history is lost: a bounded-memory trade),
