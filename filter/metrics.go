@@ -111,19 +111,23 @@ func (m *metrics) closedInc(reason int)            { m.inc(m.closed[reason], tru
 // tenantGauge returns the gauge id for tenant, defining it on first use. The
 // label is the tenant lower-cased with every byte outside [a-z0-9_-] turned
 // into '_', cut to 64 bytes; past maxTenants distinct labels (or when the
-// host refuses) the tenant is counted under OtherTenant. Only a new tenant
-// allocates.
+// host refuses) the tenant is counted under OtherTenant. Only a new label
+// allocates: a tenant counted under OtherTenant does not.
 func (m *metrics) tenantGauge(tenant string) (uint32, bool) {
 	m.label = sanitizeLabel(m.label[:0], tenant)
 	if id, ok := m.tenants[string(m.label)]; ok { // no allocation: map lookup by converted []byte
 		return id, true
 	}
-	name := string(m.label)
+	var name string
 	if len(m.tenants) >= m.maxTenants {
+		// Past the cap: no new string (this path runs for every admission
+		// of every tenant beyond the first maxTenants).
 		name = OtherTenant
 		if id, ok := m.tenants[name]; ok {
 			return id, true
 		}
+	} else {
+		name = string(m.label)
 	}
 	id, err := m.host.DefineMetric(abi.MetricGauge, StatName(MetricSSEConnections, "tenant", name))
 	if err != nil {
