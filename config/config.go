@@ -91,7 +91,9 @@ type SSE struct {
 
 // IsPath reports whether the request path (":path", query and fragment
 // ignored) is one of Paths: an entry ending in "/" matches as a prefix, any
-// other entry exactly. Case-sensitive; 0 allocations.
+// other entry the path itself and everything below it ("/mcp/sse",
+// "/mcp/sse/", "/mcp/sse/x", never "/mcp/ssex"), as Envoy's
+// path_separated_prefix routes them. Case-sensitive; 0 allocations.
 func (s *SSE) IsPath(path string) bool {
 	for i := 0; i < len(path); i++ {
 		if path[i] == '?' || path[i] == '#' {
@@ -104,7 +106,7 @@ func (s *SSE) IsPath(path string) bool {
 			if len(path) >= len(p) && path[:len(p)] == p {
 				return true
 			}
-		} else if path == p {
+		} else if len(path) >= len(p) && path[:len(p)] == p && (len(path) == len(p) || path[len(p)] == '/') {
 			return true
 		}
 	}

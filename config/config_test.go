@@ -438,7 +438,7 @@ func TestSSEIsPath(t *testing.T) {
 	c := mustParse(t, `{"sse": {"paths": ["/mcp/sse", "/events/"]}}`, nil)
 	for p, want := range map[string]bool{
 		"/mcp/sse": true, "/mcp/sse?session=1": true, "/mcp/sse#x": true,
-		"/mcp/sse/": false, "/mcp/sseX": false, "/MCP/SSE": false, "/mcp": false, "": false,
+		"/mcp/sse/": true, "/mcp/sse/x": true, "/mcp/sseX": false, "/MCP/SSE": false, "/mcp": false, "": false,
 		"/events/": true, "/events/a/b": true, "/events": false,
 	} {
 		assert.Equal(t, want, c.SSE.IsPath(p), p)
@@ -446,4 +446,15 @@ func TestSSEIsPath(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(100, func() { c.SSE.IsPath("/events/x?y") }))
 	empty := mustParse(t, `{"sse": {"paths": []}}`, nil)
 	assert.False(t, empty.SSE.IsPath("/mcp/sse"))
+}
+
+// TestSSEPathTrailingSlashAttack: a client cannot dodge the limiter by
+// adding a slash or a segment to an SSE path the upstream still serves
+// (Envoy's path_separated_prefix route sends them there).
+func TestSSEPathTrailingSlashAttack(t *testing.T) {
+	c := mustParse(t, "", nil)
+	for _, p := range []string{"/mcp/sse/", "/mcp/sse/?x=1", "/mcp/sse/session/1"} {
+		assert.True(t, c.SSE.IsPath(p), p)
+	}
+	assert.False(t, c.SSE.IsPath("/mcp/ssex"))
 }
