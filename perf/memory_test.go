@@ -85,24 +85,3 @@ func lastLogs(h *wasmhost.Host, n int) string {
 	}
 	return b.String()
 }
-
-// TestMemoryMillion is the long memory run of the README (STOA_LONG=1):
-// 1,000,000 mixed requests per profile, linear memory after start and after.
-func TestMemoryMillion(t *testing.T) {
-	if os.Getenv("STOA_LONG") == "" {
-		t.Skip("long run: STOA_LONG=1 go test -run TestMemoryMillion -v -timeout 60m ./perf/")
-	}
-	for _, profile := range []wasmhost.Profile{wasmhost.ProfileEnvoy139, wasmhost.ProfileEnvoy133} {
-		_, vm := newVM(t, "github.com/stoa-platform/stoa-guard", profile)
-		start := vm.MemoryBytes()
-		mixed(t, vm, 10_000)
-		warmed := vm.MemoryBytes()
-		mixed(t, vm, 1_000_000)
-		after := vm.MemoryBytes()
-		t.Logf("%s: %d MiB after start, %d MiB after warm-up, %d MiB after 1,000,000 mixed requests",
-			profile, start/mib, warmed/mib, after/mib)
-		if after > warmed {
-			t.Errorf("%s: memory grew after warm-up: %d -> %d", profile, warmed, after)
-		}
-	}
-}
