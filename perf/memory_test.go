@@ -13,18 +13,6 @@ import (
 
 const mib = 1 << 20
 
-// mixed serves n requests cycling through every kind (plain, preflight, SSE
-// open/close, refused) from rotating clients.
-func mixed(t testing.TB, vm *wasmhost.VM, n int) {
-	body := []byte("data: {}\n\n")
-	for i := range n {
-		r := &requests[i%len(requests)]
-		if !serve(vm, r, body) {
-			t.Fatalf("request %d (%s): unexpected outcome", i, r.name)
-		}
-	}
-}
-
 // TestCollectionPolicy measures what the module's memory policy (no garbage
 // on the request path, the host's allocations served from a reused arena,
 // no explicit runtime.GC) is compared with: a guest over the same ABI layer
