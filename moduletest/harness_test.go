@@ -31,10 +31,15 @@ var (
 	wasmErr   error
 )
 
-// filterWasm builds filter.wasm once per test binary, as `make build` does.
+// filterWasm builds filter.wasm once per test binary, as `make build` does,
+// or reads the module named by STOA_WASM (to prove another build of it,
+// e.g. wasm-opt's output, with this suite).
 func filterWasm(t testing.TB) []byte {
 	t.Helper()
-	path := wasmbuild.Build(t, "github.com/stoa-platform/stoa-guard", "-trimpath", "-ldflags=-s -w")
+	path := os.Getenv("STOA_WASM")
+	if path == "" {
+		path = wasmbuild.Build(t, "github.com/stoa-platform/stoa-guard", "-trimpath", "-ldflags=-s -w")
+	}
 	wasmOnce.Do(func() { wasmBytes, wasmErr = os.ReadFile(path) })
 	require.NoError(t, wasmErr)
 	return wasmBytes
