@@ -381,24 +381,20 @@ func localReply(lr *wasmhost.LocalResponse) *LocalReply {
 
 // RequestHeaders implements Stream.
 func (s *wasmStream) RequestHeaders(h []Header, eos bool) ([]Header, *LocalReply, error) {
-	s.e.touchClock()
-	if _, err := s.s.RequestHeaders(toHost(h), eos); err != nil {
-		if errors.Is(err, wasmhost.ErrVMFailed) {
-			s.e.vmFailed(s.w, err)
-			return nil, failReply(), nil
-		}
-		return nil, nil, err
-	}
-	if lr := s.s.LocalResponse(); lr != nil {
-		return nil, localReply(lr), nil
-	}
-	return fromHost(s.s.RequestHeaderList()), nil, nil
+	return s.headers(s.s.RequestHeaders, s.s.RequestHeaderList, h, eos)
 }
 
 // ResponseHeaders implements Stream.
 func (s *wasmStream) ResponseHeaders(h []Header, eos bool) ([]Header, *LocalReply, error) {
+	return s.headers(s.s.ResponseHeaders, s.s.ResponseHeaderList, h, eos)
+}
+
+// headers runs one header callback and returns the headers as the filter
+// left them (list), its local reply, or Envoy's 503 when the VM failed.
+func (s *wasmStream) headers(call func([]wasmhost.Header, bool) (wasmhost.Action, error),
+	list func() []wasmhost.Header, h []Header, eos bool) ([]Header, *LocalReply, error) {
 	s.e.touchClock()
-	if _, err := s.s.ResponseHeaders(toHost(h), eos); err != nil {
+	if _, err := call(toHost(h), eos); err != nil {
 		if errors.Is(err, wasmhost.ErrVMFailed) {
 			s.e.vmFailed(s.w, err)
 			return nil, failReply(), nil
@@ -408,7 +404,7 @@ func (s *wasmStream) ResponseHeaders(h []Header, eos bool) ([]Header, *LocalRepl
 	if lr := s.s.LocalResponse(); lr != nil {
 		return nil, localReply(lr), nil
 	}
-	return fromHost(s.s.ResponseHeaderList()), nil, nil
+	return fromHost(list()), nil, nil
 }
 
 // ResponseBody implements Stream. After a VM failure it returns the error:

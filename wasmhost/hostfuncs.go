@@ -74,21 +74,29 @@ func (vm *VM) addName(n string) int {
 }
 
 func (vm *VM) registerEnv(ctx context.Context) error {
-	b := vm.rt.NewHostModuleBuilder("env")
-	names := make([]string, 0, len(envSig))
-	for n := range envSig {
+	return vm.register(ctx, "env", envSig, envImpl, "env.", uint64(StatusUnimplemented))
+}
+
+// register instantiates host module mod with a function for every name of
+// sigs: impls[name], or one answering unimplemented. Each call is counted
+// and checked against the restricted-callback lists under prefix+name.
+func (vm *VM) register(ctx context.Context, mod string, sigs map[string][2][]api.ValueType,
+	impls map[string]hostFunc, prefix string, unimplemented uint64) error {
+	b := vm.rt.NewHostModuleBuilder(mod)
+	names := make([]string, 0, len(sigs))
+	for n := range sigs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		sig := envSig[name]
-		impl := envImpl[name]
-		idx, key, hasResult := vm.addName("env."+name), "env."+name, len(sig[1]) > 0
+		sig := sigs[name]
+		impl := impls[name]
+		idx, key, hasResult := vm.addName(mod+"."+name), prefix+name, len(sig[1]) > 0
 		f := func(_ context.Context, _ api.Module, st []uint64) {
 			vm.enter(idx, key)
 			if impl == nil {
 				if hasResult {
-					st[0] = uint64(StatusUnimplemented)
+					st[0] = unimplemented
 				}
 				return
 			}
@@ -255,17 +263,11 @@ func hSetProperty(vm *VM, st []uint64) {
 }
 
 func hGetHeaderValue(vm *VM, st []uint64) {
-	m, status := vm.headerMap(uint32(st[0]))
+	m, k, status := vm.mapKey(st)
 	if status != StatusOK {
 		st[0] = uint64(status)
 		return
 	}
-	key, ok := vm.read(uint32(st[1]), uint32(st[2]))
-	if !ok {
-		st[0] = uint64(StatusInvalidMemoryAccess)
-		return
-	}
-	k := lowerASCII(key)
 	for _, h := range *m {
 		if h.Name == k {
 			st[0] = uint64(vm.copyOut([]byte(h.Value), uint32(st[3]), uint32(st[4])))
@@ -317,17 +319,30 @@ func hGetHeaderSize(vm *VM, st []uint64) {
 	st[0] = uint64(StatusOK)
 }
 
-func (vm *VM) headerKV(st []uint64) (*[]Header, string, string, Status) {
+// mapKey resolves the header map (st[0]) and the lower-cased key (st[1], st[2]).
+func (vm *VM) mapKey(st []uint64) (*[]Header, string, Status) {
 	m, status := vm.headerMap(uint32(st[0]))
+	if status != StatusOK {
+		return nil, "", status
+	}
+	key, ok := vm.read(uint32(st[1]), uint32(st[2]))
+	if !ok {
+		return nil, "", StatusInvalidMemoryAccess
+	}
+	return m, lowerASCII(key), StatusOK
+}
+
+// headerKV is mapKey plus the value (st[3], st[4]).
+func (vm *VM) headerKV(st []uint64) (*[]Header, string, string, Status) {
+	m, k, status := vm.mapKey(st)
 	if status != StatusOK {
 		return nil, "", "", status
 	}
-	k, ok1 := vm.read(uint32(st[1]), uint32(st[2]))
-	v, ok2 := vm.read(uint32(st[3]), uint32(st[4]))
-	if !ok1 || !ok2 {
+	v, ok := vm.read(uint32(st[3]), uint32(st[4]))
+	if !ok {
 		return nil, "", "", StatusInvalidMemoryAccess
 	}
-	return m, lowerASCII(k), string(v), StatusOK
+	return m, k, string(v), StatusOK
 }
 
 func hAddHeader(vm *VM, st []uint64) {
@@ -364,17 +379,11 @@ func hReplaceHeader(vm *VM, st []uint64) {
 }
 
 func hRemoveHeader(vm *VM, st []uint64) {
-	m, status := vm.headerMap(uint32(st[0]))
+	m, k, status := vm.mapKey(st)
 	if status != StatusOK {
 		st[0] = uint64(status)
 		return
 	}
-	key, ok := vm.read(uint32(st[1]), uint32(st[2]))
-	if !ok {
-		st[0] = uint64(StatusInvalidMemoryAccess)
-		return
-	}
-	k := lowerASCII(key)
 	out := (*m)[:0]
 	for _, h := range *m {
 		if h.Name != k {

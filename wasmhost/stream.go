@@ -144,14 +144,22 @@ func boolArg(b bool) uint64 {
 
 // RequestHeaders runs proxy_on_request_headers with a copy of h.
 func (s *Stream) RequestHeaders(h []Header, endOfStream bool) (Action, error) {
+	return s.headers(fnReqHeaders, "proxy_on_request_headers", &s.reqHeaders, &s.haveReq, h, boolArg(endOfStream))
+}
+
+// headers stores a copy of h in *dst (marking the map present) and runs the
+// header or trailer callback which with len(h) and a2.
+func (s *Stream) headers(which int, name string, dst *[]Header, have *bool, h []Header, a2 uint64) (Action, error) {
 	s.vm.mu.Lock()
 	defer s.vm.mu.Unlock()
 	if s.stopped {
 		return 0, ErrStreamStopped
 	}
-	s.reqHeaders = append(s.reqHeaders[:0], h...)
-	s.haveReq = true
-	return s.run("proxy_on_request_headers", fnReqHeaders, uint64(len(h)), boolArg(endOfStream))
+	*dst = append((*dst)[:0], h...)
+	if have != nil {
+		*have = true
+	}
+	return s.run(name, which, uint64(len(h)), a2)
 }
 
 // RequestBody runs proxy_on_request_body with one chunk.
@@ -179,36 +187,17 @@ func (s *Stream) body(which int, typ uint32, name string, chunk []byte, eos bool
 
 // RequestTrailers runs proxy_on_request_trailers.
 func (s *Stream) RequestTrailers(h []Header) (Action, error) {
-	s.vm.mu.Lock()
-	defer s.vm.mu.Unlock()
-	if s.stopped {
-		return 0, ErrStreamStopped
-	}
-	s.reqTrailers = append(s.reqTrailers[:0], h...)
-	return s.run("proxy_on_request_trailers", fnReqTrailers, uint64(len(h)), 0)
+	return s.headers(fnReqTrailers, "proxy_on_request_trailers", &s.reqTrailers, nil, h, 0)
 }
 
 // ResponseHeaders runs proxy_on_response_headers (h starts with ":status").
 func (s *Stream) ResponseHeaders(h []Header, endOfStream bool) (Action, error) {
-	s.vm.mu.Lock()
-	defer s.vm.mu.Unlock()
-	if s.stopped {
-		return 0, ErrStreamStopped
-	}
-	s.respHeaders = append(s.respHeaders[:0], h...)
-	s.haveResp = true
-	return s.run("proxy_on_response_headers", fnRespHeaders, uint64(len(h)), boolArg(endOfStream))
+	return s.headers(fnRespHeaders, "proxy_on_response_headers", &s.respHeaders, &s.haveResp, h, boolArg(endOfStream))
 }
 
 // ResponseTrailers runs proxy_on_response_trailers.
 func (s *Stream) ResponseTrailers(h []Header) (Action, error) {
-	s.vm.mu.Lock()
-	defer s.vm.mu.Unlock()
-	if s.stopped {
-		return 0, ErrStreamStopped
-	}
-	s.respTrailers = append(s.respTrailers[:0], h...)
-	return s.run("proxy_on_response_trailers", fnRespTrailers, uint64(len(h)), 0)
+	return s.headers(fnRespTrailers, "proxy_on_response_trailers", &s.respTrailers, nil, h, 0)
 }
 
 // End ends the stream normally: on_log, on_done, on_delete. Idempotent;

@@ -3,11 +3,8 @@ package wasmhost
 import (
 	"context"
 	"io"
-	"sort"
 	"strconv"
 	"time"
-
-	"github.com/tetratelabs/wazero/api"
 )
 
 // WASI errno values.
@@ -48,30 +45,7 @@ var wasiImpl = map[string]hostFunc{
 }
 
 func (vm *VM) registerWASI(ctx context.Context, module string) error {
-	b := vm.rt.NewHostModuleBuilder(module)
-	names := make([]string, 0, len(wasiSig))
-	for n := range wasiSig {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		sig := wasiSig[name]
-		impl := wasiImpl[name]
-		idx, key, hasResult := vm.addName(module+"."+name), name, len(sig[1]) > 0
-		f := func(_ context.Context, _ api.Module, st []uint64) {
-			vm.enter(idx, key)
-			if impl == nil {
-				if hasResult {
-					st[0] = errnoNosys
-				}
-				return
-			}
-			impl(vm, st)
-		}
-		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(f), sig[0], sig[1]).Export(name)
-	}
-	_, err := b.Instantiate(ctx)
-	return err
+	return vm.register(ctx, module, wasiSig, wasiImpl, "", errnoNosys)
 }
 
 // wFdWrite: fd 1 → info log, fd 2 → error log (trailing newline dropped);
