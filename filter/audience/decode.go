@@ -1,16 +1,10 @@
 package audience
 
 import (
-	"encoding/base64"
 	"encoding/binary"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/tidwall/gjson"
 )
-
-// b64 is base64url without padding, refusing non-zero trailing bits.
-var b64 = base64.RawURLEncoding.Strict()
 
 // Decoder decodes jwt_authn payloads. It owns a scratch buffer, grown on
 // demand up to MaxPayloadSize and reused by every call, so Claims strings
@@ -19,6 +13,10 @@ var b64 = base64.RawURLEncoding.Strict()
 type Decoder struct {
 	tenantClaim string
 	buf         []byte
+	// stack holds the open containers below the top-level member being
+	// skipped (bit set: object). Every container takes a byte of a payload
+	// of at most MaxPayloadSize bytes, so it cannot overflow.
+	stack [MaxPayloadSize/64 + 1]uint64
 }
 
 // NewDecoder returns a Decoder reading the tenant from the top-level claim
@@ -40,8 +38,8 @@ func NewDecoder(tenantClaim string) *Decoder {
 //     MaxPayloadSize → Malformed.
 //   - Then as DecodeJSON.
 //
-// It does not allocate once the buffer has grown, except inside gjson for
-// JSON strings or keys written with escapes (\uXXXX, \", ...).
+// It does not allocate once the buffer has grown (escaped strings are
+// unescaped in place, in the buffer).
 func (d *Decoder) DecodeHeader(b64url string, out *Claims) Reason {
 	if out == nil {
 		return Malformed
@@ -62,34 +60,34 @@ func (d *Decoder) DecodeHeader(b64url string, out *Claims) Reason {
 			s = s[:len(s)-1]
 		}
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return Malformed
-		}
-	}
-	if len(s) == 0 {
+	if len(s) == 0 || len(s)%4 == 1 {
 		return Malformed
 	}
-	n := b64.DecodedLen(len(s))
+	n := len(s) / 4 * 3
+	switch len(s) % 4 {
+	case 2:
+		n++
+	case 3:
+		n += 2
+	}
 	if n > MaxPayloadSize {
 		return Malformed
 	}
 	if cap(d.buf) < n {
 		d.buf = make([]byte, max(n, 2048))
 	}
-	buf := d.buf[:cap(d.buf)]
-	src := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
-	m, err := b64.Decode(buf, src)
-	if err != nil {
+	buf := d.buf[:n]
+	if !decodeBase64URL(buf, s) {
 		return Malformed
 	}
-	return d.decodeJSON(buf[:m], out)
+	return d.decodeJSON(buf, out)
 }
 
 // DecodeJSON decodes a payload that is already JSON, into out (reset
-// first). Strings alias payload. The payload must be at most MaxPayloadSize
-// bytes of valid UTF-8 and valid JSON whose first non-space byte is '{'.
+// first). The payload is copied into the Decoder's buffer (it is not
+// modified) and Claims strings alias that buffer, as for DecodeHeader. The
+// payload must be at most MaxPayloadSize bytes of valid UTF-8 and valid
+// JSON (RFC 8259) whose first non-space byte is '{'.
 // `aud`: absent → AudPresent false; a string → one value; an array of at
 // most MaxAudValues strings → its first MaxAud values; anything else (null,
 // number, bool, object, an array holding a non-string) → Malformed. A claim
@@ -103,93 +101,25 @@ func (d *Decoder) DecodeJSON(payload []byte, out *Claims) Reason {
 		return Malformed
 	}
 	out.Reset()
-	return d.decodeJSON(payload, out)
+	if len(payload) == 0 || len(payload) > MaxPayloadSize {
+		return Malformed
+	}
+	if cap(d.buf) < len(payload) {
+		d.buf = make([]byte, max(len(payload), 2048))
+	}
+	buf := d.buf[:len(payload)]
+	copy(buf, payload)
+	return d.decodeJSON(buf, out)
 }
 
+// decodeJSON decodes p, which it may modify (escaped strings are unescaped
+// in place).
 func (d *Decoder) decodeJSON(p []byte, out *Claims) Reason {
-	if len(p) == 0 || len(p) > MaxPayloadSize {
-		return Malformed
-	}
-	i := 0
-	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
-		i++
-	}
-	if i == len(p) || p[i] != '{' {
-		return Malformed
-	}
-	if !utf8.Valid(p) || !gjson.ValidBytes(p) {
-		return Malformed
-	}
-	root := gjson.Parse(unsafe.String(unsafe.SliceData(p), len(p)))
-	tenantClaim := d.tenantClaim
-	if tenantClaim == "" {
-		tenantClaim = DefaultTenantClaim
-	}
-	var audSeen, tenantSeen, bad bool
-	root.ForEach(func(k, v gjson.Result) bool {
-		if k.Str == "aud" {
-			if audSeen || !setAud(v, out) {
-				bad = true
-				return false
-			}
-			audSeen = true
-		}
-		if k.Str == tenantClaim {
-			if tenantSeen {
-				bad = true
-				return false
-			}
-			tenantSeen = true
-			setTenant(v, out)
-		}
-		return true
-	})
-	if bad {
+	if len(p) == 0 || len(p) > MaxPayloadSize || !d.scan(p, out) {
 		out.Reset()
 		return Malformed
 	}
 	return None
-}
-
-// setAud applies the `aud` rules; false means Malformed.
-func setAud(v gjson.Result, out *Claims) bool {
-	switch {
-	case v.Type == gjson.String:
-		out.AddAud(v.Str)
-		return true
-	case v.IsArray():
-		out.AudPresent = true
-		ok, n := true, 0
-		v.ForEach(func(_, e gjson.Result) bool {
-			n++
-			if e.Type != gjson.String || n > MaxAudValues {
-				ok = false
-				return false
-			}
-			out.AddAud(e.Str)
-			return true
-		})
-		return ok
-	}
-	return false
-}
-
-// setTenant applies the tenant rules; an unusable value leaves no tenant.
-func setTenant(v gjson.Result, out *Claims) {
-	switch {
-	case v.Type == gjson.String:
-		out.SetTenant(v.Str)
-	case v.IsArray():
-		v.ForEach(func(_, e gjson.Result) bool {
-			if e.Type == gjson.String {
-				out.SetTenant(e.Str)
-				return false
-			}
-			return true
-		})
-	default:
-		out.Tenant = ""
-	}
 }
 
 // The jwt_authn metadata route (payload_in_metadata). The glue reads claims
