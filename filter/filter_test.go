@@ -11,6 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/tetratelabs/proxy-wasm-go-sdk/proxywasm/types"
+
+	"github.com/stoa-platform/stoa-guard/config"
+	"github.com/stoa-platform/stoa-guard/filter/identity"
+	"github.com/stoa-platform/stoa-guard/filter/limiter"
 )
 
 // fakeClock is the test's clock: it moves only when told.
@@ -23,6 +27,7 @@ func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 type harness struct {
 	t     *testing.T
 	host  proxytest.HostEmulator
+	sdk   *sdkHost
 	clock *fakeClock
 }
 
@@ -30,13 +35,14 @@ func newHarness(t *testing.T, pluginJSON string, env map[string]string) *harness
 	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	sdk := newSDKHost()
 	opt := proxytest.NewEmulatorOption().
-		WithVMContext(NewVMContext(newSDKHost(), clock.now, lookup)).
+		WithVMContext(NewVMContext(sdk, clock.now, lookup)).
 		WithPluginConfiguration([]byte(pluginJSON))
 	host, reset := proxytest.NewHostEmulator(opt)
 	t.Cleanup(reset)
 	require.Equal(t, types.OnPluginStartStatusOK, host.StartPlugin(), "critical logs: %v", host.GetCriticalLogs())
-	return &harness{t: t, host: host, clock: clock}
+	return &harness{t: t, host: host, sdk: sdk, clock: clock}
 }
 
 // payload returns the base64url (unpadded) payload jwt_authn would forward.
@@ -504,4 +510,49 @@ func TestMessagePostsRatedWhenConfigured(t *testing.T) {
 	r := rated.do(post("198.51.100.21:1"))
 	require.NotNil(t, r.local)
 	assert.Contains(t, string(r.local.Data), `"reason":"rate_limit"`)
+}
+
+// TestTenantGaugeHealsFromSharedData: on each tick a VM sets its tenant
+// gauges from shared data, so streams held by a VM that died count until
+// their leases expire and then stop counting, instead of staying in the
+// gauge for ever.
+func TestTenantGaugeHealsFromSharedData(t *testing.T) {
+	js := `{"sse":{"max_duration":"1m","idle_timeout":"30s"}}`
+	h := newHarness(t, js, nil)
+	gauge := StatName(MetricSSEConnections, "tenant", "acme")
+	res := h.do(sseReq(goodPayload, "198.51.100.30:1"))
+	require.Nil(t, res.local)
+	require.EqualValues(t, 1, h.gauge(gauge))
+
+	// Another VM on the same shared data admits three acme streams and dies.
+	cfg, err := config.Parse([]byte(js), nil)
+	require.NoError(t, err)
+	dead, err := limiter.New(limiterConfig(cfg), h.sdk.shared)
+	require.NoError(t, err)
+	for i := range 3 {
+		var lease limiter.Lease
+		r, err := dead.Admit(h.clock.now(), identity.Key{15: byte(i + 1)}, "acme", &lease)
+		require.NoError(t, err)
+		require.Equal(t, limiter.None, r)
+	}
+	h.host.CompleteHttpContext(res.id)
+	h.host.Tick()
+	assert.EqualValues(t, 3, h.gauge(gauge), "the dead VM's streams still hold slots")
+	h.clock.advance(time.Minute + 3*time.Second)
+	h.host.Tick()
+	assert.EqualValues(t, 0, h.gauge(gauge), "expired with their leases")
+}
+
+// TestTenantGaugeNotNegativeAfterLateEnd: a stream whose lease expired (and
+// was dropped from the gauge by the tick) ends late: the gauge stays at 0.
+func TestTenantGaugeNotNegativeAfterLateEnd(t *testing.T) {
+	h := newHarness(t, `{"sse":{"max_duration":"1m","idle_timeout":"1m"}}`, nil)
+	gauge := StatName(MetricSSEConnections, "tenant", "acme")
+	res := h.do(sseReq(goodPayload, "198.51.100.31:1"))
+	require.Nil(t, res.local)
+	h.clock.advance(time.Minute + 3*time.Second) // past the lease's expiry
+	h.host.Tick()
+	require.EqualValues(t, 0, h.gauge(gauge))
+	h.host.CompleteHttpContext(res.id)
+	assert.EqualValues(t, 0, h.gauge(gauge))
 }

@@ -1,6 +1,8 @@
 package filter
 
 import (
+	"time"
+
 	"github.com/stoa-platform/stoa-guard/abi"
 	"github.com/stoa-platform/stoa-guard/filter/audience"
 	"github.com/stoa-platform/stoa-guard/filter/cors"
@@ -58,10 +60,24 @@ type metrics struct {
 	maxTenants int
 	tenants    map[string]uint32 // sanitised label -> gauge id
 	label      []byte            // scratch for sanitising
+	// gauges are the labelled tenant gauges (OtherTenant excepted) with the
+	// tenant each counts, for the tick's resync from shared data; byLabel
+	// indexes them by label.
+	gauges  []tenantGauge
+	byLabel map[string]int
+}
+
+// tenantGauge is one labelled tenant gauge. shared: two tenants sanitise to
+// its label, so no single tenant's count is its value and it is not resynced.
+type tenantGauge struct {
+	id     uint32
+	tenant string
+	shared bool
 }
 
 func newMetrics(h Host, maxTenants int) (*metrics, error) {
 	m := &metrics{
+		byLabel:     make(map[string]int),
 		host:        h,
 		sseRejected: make(map[limiter.Reason]uint32, len(sseRejectReasons)),
 		jwt:         make(map[audience.Reason]uint32, len(jwtReasons)),
@@ -116,6 +132,9 @@ func (m *metrics) closedInc(reason int)            { m.inc(m.closed[reason], tru
 func (m *metrics) tenantGauge(tenant string) (uint32, bool) {
 	m.label = sanitizeLabel(m.label[:0], tenant)
 	if id, ok := m.tenants[string(m.label)]; ok { // no allocation: map lookup by converted []byte
+		if i, ok := m.byLabel[string(m.label)]; ok && m.gauges[i].tenant != tenant {
+			m.gauges[i].shared = true
+		}
 		return id, true
 	}
 	var name string
@@ -134,7 +153,35 @@ func (m *metrics) tenantGauge(tenant string) (uint32, bool) {
 		return 0, false
 	}
 	m.tenants[name] = id
+	if name != OtherTenant {
+		m.byLabel[name] = len(m.gauges)
+		m.gauges = append(m.gauges, tenantGauge{id: id, tenant: string([]byte(tenant))}) // tenant may alias host memory
+	}
 	return id, true
+}
+
+// isOther reports whether id is OtherTenant's gauge.
+func (m *metrics) isOther(id uint32) bool {
+	other, ok := m.tenants[OtherTenant]
+	return ok && other == id
+}
+
+// resyncTenantGauges sets each labelled tenant gauge to the tenant's live
+// leases in shared data, so a gauge left high by a VM
+// that died with streams open heals within max_duration + one tick, like
+// the slots. Every VM sets the same value; an increment racing with it is
+// corrected at the next tick. OtherTenant and shared labels keep counting
+// by increments only.
+func (m *metrics) resyncTenantGauges(l *limiter.Limiter, now time.Time) {
+	for i := range m.gauges {
+		g := &m.gauges[i]
+		if g.shared {
+			continue
+		}
+		if n, err := l.TenantLeases(now, g.tenant); err == nil {
+			_ = m.host.RecordMetric(g.id, n)
+		}
+	}
 }
 
 func sanitizeLabel(dst []byte, s string) []byte {

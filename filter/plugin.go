@@ -106,17 +106,7 @@ func (p *plugin) configure() error {
 	p.headers = make([]abi.Header, 0, 64)
 	p.xff = make([]string, 0, 8)
 	if cfg.SSE.Enabled {
-		p.limiter, err = limiter.New(limiter.Config{
-			MaxPerIP:      cfg.SSE.MaxPerIP,
-			MaxPerTenant:  cfg.SSE.MaxPerTenant,
-			MaxTotal:      cfg.SSE.MaxTotal,
-			RatePerMin:    cfg.SSE.RateLimitPerMin,
-			MaxDuration:   cfg.SSE.MaxDuration,
-			Tick:          cfg.SSE.Tick,
-			IPBuckets:     cfg.SSE.IPBuckets,
-			TenantBuckets: cfg.SSE.TenantBuckets,
-			Scope:         cfg.SSE.Scope,
-		}, hostStore{p.host})
+		p.limiter, err = limiter.New(limiterConfig(cfg), hostStore{p.host})
 		if err != nil {
 			return err
 		}
@@ -169,6 +159,9 @@ func (p *plugin) OnTick() {
 		}
 		i++
 	}
+	if p.limiter != nil {
+		p.metrics.resyncTenantGauges(p.limiter, now)
+	}
 }
 
 // closeStream resets s from the tick (or only counts it, in dry run).
@@ -192,3 +185,18 @@ func (s hostStore) Get(key string, dst []byte) ([]byte, uint32, error) {
 	return s.h.SharedGet(key, dst)
 }
 func (s hostStore) Set(key string, v []byte, cas uint32) error { return s.h.SharedSet(key, v, cas) }
+
+// limiterConfig is the limiter's configuration from the plugin's.
+func limiterConfig(cfg *config.Config) limiter.Config {
+	return limiter.Config{
+		MaxPerIP:      cfg.SSE.MaxPerIP,
+		MaxPerTenant:  cfg.SSE.MaxPerTenant,
+		MaxTotal:      cfg.SSE.MaxTotal,
+		RatePerMin:    cfg.SSE.RateLimitPerMin,
+		MaxDuration:   cfg.SSE.MaxDuration,
+		Tick:          cfg.SSE.Tick,
+		IPBuckets:     cfg.SSE.IPBuckets,
+		TenantBuckets: cfg.SSE.TenantBuckets,
+		Scope:         cfg.SSE.Scope,
+	}
+}

@@ -140,10 +140,17 @@ func (h *sdkHost) IncrementMetric(id uint32, delta int64) error {
 	return nil
 }
 
+// RecordMetric sets a gauge (the SDK's emulator has no set: Add the
+// difference) or records a histogram sample, as Envoy's record_metric does.
 func (h *sdkHost) RecordMetric(id uint32, value uint64) error {
-	if h.kinds[id] != abi.MetricHistogram {
+	switch h.kinds[id] {
+	case abi.MetricGauge:
+		g := proxywasm.MetricGauge(id)
+		g.Add(int64(value) - g.Value())
+	case abi.MetricHistogram:
+		proxywasm.MetricHistogram(id).Record(value)
+	default:
 		return abi.ErrBadArgument
 	}
-	proxywasm.MetricHistogram(id).Record(value)
 	return nil
 }

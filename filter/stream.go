@@ -37,6 +37,7 @@ type stream struct {
 	lease        limiter.Lease
 	tenantGauge  uint32
 	hasGauge     bool
+	otherGauge   bool      // tenantGauge is OtherTenant's (never resynced)
 	lastActivity time.Time // admission, or the tick that saw the last response bytes
 	active       bool      // response bytes since the last tick
 	closeReason  int       // -1: not closed by the filter
@@ -284,7 +285,7 @@ func (s *stream) admit(r *request, tenant string) (types.Action, bool) {
 	s.lastActivity = now
 	p.streams.track(s)
 	if id, ok := p.metrics.tenantGauge(tenant); ok {
-		s.tenantGauge, s.hasGauge = id, true
+		s.tenantGauge, s.hasGauge, s.otherGauge = id, true, p.metrics.isOther(id)
 		_ = p.host.IncrementMetric(id, 1)
 	}
 	return types.ActionContinue, false
@@ -372,10 +373,12 @@ func (s *stream) release(now time.Time) {
 	if err := p.limiter.Release(now, &s.lease); err != nil {
 		p.host.Log(abi.LogWarn, "stoa-guard: SSE release failed (the lease will expire): "+err.Error())
 	}
-	if s.hasGauge {
+	// A labelled gauge is also set from shared data on each tick, which
+	// stops counting an expired lease: then the decrement is already done.
+	if s.hasGauge && (s.otherGauge || now.Before(s.lease.Expiry())) {
 		_ = p.host.IncrementMetric(s.tenantGauge, -1)
-		s.hasGauge = false
 	}
+	s.hasGauge = false
 }
 
 // acceptsMedia reports whether an Accept value lists the media type mt

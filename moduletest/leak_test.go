@@ -157,18 +157,13 @@ func TestNoLeakAfterAbnormalEnds(t *testing.T) {
 		metric(h, spectable.Stat(spectable.SSEClosed, "reason", "max_duration"))
 	assert.GreaterOrEqual(t, closes, int64(ends["never"]-failed.abandoned), "never-ended streams are closed by the filter")
 
-	// Gauges: every release and every forgotten never-ended stream brought its
-	// tenant gauge down. Only the trapped VM's increments stay. KNOWN LIMIT:
-	// stats outlive a VM in Envoy (a replacement VM defining the same name
-	// gets the same gauge), and a dead VM can decrement nothing, so
-	// stoa_sse_connections_total keeps the streams a trapped VM held, for
-	// good; the slots themselves (shared data, checked above) do come back.
-	// Pinned here between the trapped VM's open streams and those plus its
-	// never-ended ones (whose gauges the dead VM's tick never forgot).
+	// Gauges: every release brought its tenant gauge down, and each tick sets
+	// the labelled tenant gauges from shared data, so the streams the trapped
+	// VM held (whose increments a dead VM can never undo, and which Envoy's
+	// process-wide stats keep) stop counting when their leases expire.
 	g := gauges(h)
-	t.Logf("tenant gauges sum to %d after expiry: the trapped VM's open streams (%d, +%d never ended)", g, failed.window, failed.abandoned)
-	assert.GreaterOrEqual(t, g, int64(failed.window))
-	assert.LessOrEqual(t, g, int64(failed.window+failed.abandoned))
+	t.Logf("tenant gauges sum to %d after expiry (the trapped VM held %d open streams, +%d never ended)", g, failed.window, failed.abandoned)
+	assert.Zero(t, g, "tenant gauges heal from shared data")
 
 	// The whole of every limit is admitted again: global (1000 from new
 	// clients and tenants), then per client (10), then per tenant (100).

@@ -354,6 +354,31 @@ func (l *Limiter) admit(now time.Time, ip identity.Key, tenant string, lease *Le
 	return None, nil
 }
 
+// TenantLeases reads tenant's bucket from the store (one Get) and returns
+// the tenant's live leases at now: the concurrent streams every VM holds for
+// it, those of dead VMs included until their leases expire. The filter sets
+// its per-tenant gauges from it on each tick, so a gauge heals when a VM
+// dies with streams open. A record that does not decode counts 0. Zero
+// allocations in steady state.
+func (l *Limiter) TenantLeases(now time.Time, tenant string) (uint64, error) {
+	sec, ok := seconds(now)
+	if !ok {
+		return 0, ErrClock
+	}
+	l.begin()
+	th := fnvString(fnvOffset, tenant)
+	tb := 1 + int(th%uint64(l.cfg.TenantBuckets))
+	if err := l.fetch(tb, sec); err != nil {
+		return 0, err
+	}
+	sl := &l.cache[l.slotOf(tb)]
+	if sl.missing || decode(sl.val, kindTenant, &l.in) != nil {
+		return 0, nil
+	}
+	id := tenantID(th)
+	return look(&l.in, &id, sec).leases, nil
+}
+
 // Release gives back the lease's slots, exactly once: a second call, a call
 // on a lease never admitted, or a call at or after the lease's Expiry (its
 // slots no longer count) is a no-op. The lease is marked released even when

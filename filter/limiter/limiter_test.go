@@ -714,3 +714,37 @@ func TestAdmitUnratedHoldsSlotsButNoRate(t *testing.T) {
 	releaseAll(l, t0, posts[:5])
 	require.Zero(t, inspect(t, l, s, t0).global)
 }
+
+// TestTenantLeasesCountsEveryVM: the tenant's live leases as the store holds
+// them, whichever VM admitted them, until they expire.
+func TestTenantLeasesCountsEveryVM(t *testing.T) {
+	c := defaultConfig()
+	c.MaxDuration = time.Minute
+	s := limitertest.NewMemStore()
+	a, b := newLimiter(t, c, s), newLimiter(t, c, s)
+	var leases [5]Lease
+	for i := range leases {
+		l := a
+		if i%2 == 1 {
+			l = b
+		}
+		r, err := l.Admit(t0, ipKey(i), "acme", &leases[i])
+		require.NoError(t, err)
+		require.Equal(t, None, r)
+	}
+	var other Lease
+	_, err := a.Admit(t0, ipKey(9), "globex", &other)
+	require.NoError(t, err)
+	n, err := b.TenantLeases(t0, "acme")
+	require.NoError(t, err)
+	require.EqualValues(t, 5, n)
+	require.NoError(t, a.Release(t0, &leases[0]))
+	n, _ = b.TenantLeases(t0, "acme")
+	require.EqualValues(t, 4, n)
+	n, _ = b.TenantLeases(t0, "nobody")
+	require.Zero(t, n)
+	// Leases never released (a dead VM) stop counting when they expire.
+	n, _ = b.TenantLeases(t0.Add(2*time.Minute+2*time.Second), "acme")
+	require.Zero(t, n)
+	require.Zero(t, testing.AllocsPerRun(50, func() { _, _ = b.TenantLeases(t0, "acme") }))
+}
