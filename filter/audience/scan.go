@@ -414,18 +414,9 @@ func scanAud(p []byte, i int, out *Claims) (int, bool) {
 			if out.NAud < MaxAud {
 				out.AddAud(str(p[i+1:e-1], esc))
 			}
-			if i = ws(p, e); i >= len(p) {
-				return i, false
-			}
-			switch p[i] {
-			case ']':
-				return i + 1, true
-			case ',':
-				if i = ws(p, i+1); i >= len(p) {
-					return i, false
-				}
-			default:
-				return i, false
+			var done bool
+			if i, done, ok = nextElem(p, e); !ok || done {
+				return i, ok
 			}
 		}
 	}
@@ -466,18 +457,9 @@ func (d *Decoder) scanTenant(p []byte, i int, out *Claims) (int, bool) {
 			} else if i, ok = d.skipValue(p, i); !ok {
 				return i, false
 			}
-			if i = ws(p, i); i >= len(p) {
-				return i, false
-			}
-			switch p[i] {
-			case ']':
-				return i + 1, true
-			case ',':
-				if i = ws(p, i+1); i >= len(p) {
-					return i, false
-				}
-			default:
-				return i, false
+			var done bool
+			if i, done, ok = nextElem(p, i); !ok || done {
+				return i, ok
 			}
 		}
 	}
@@ -634,4 +616,23 @@ func (d *Decoder) skipValue(p []byte, i int) (int, bool) {
 			return i, false
 		}
 	}
+}
+
+// nextElem moves past the separator after an array element ending before i:
+// done when the array closed (i then just past ']'), else i is the next
+// element's first byte. ok is false on anything but ',' or ']'.
+func nextElem(p []byte, i int) (next int, done, ok bool) {
+	if i = ws(p, i); i >= len(p) {
+		return i, false, false
+	}
+	switch p[i] {
+	case ']':
+		return i + 1, true, true
+	case ',':
+		if i = ws(p, i+1); i >= len(p) {
+			return i, false, false
+		}
+		return i, false, true
+	}
+	return i, false, false
 }
