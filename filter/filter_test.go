@@ -3,6 +3,7 @@ package filter
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -555,4 +556,39 @@ func TestTenantGaugeNotNegativeAfterLateEnd(t *testing.T) {
 	require.EqualValues(t, 0, h.gauge(gauge))
 	h.host.CompleteHttpContext(res.id)
 	assert.EqualValues(t, 0, h.gauge(gauge))
+}
+
+// TestTenantGaugeResyncIsBatched: one tick sets at most resyncPerTick
+// tenant gauges from shared data, in turn, so every gauge is set within a
+// few ticks while a tick's host calls stay bounded.
+func TestTenantGaugeResyncIsBatched(t *testing.T) {
+	js := `{"sse":{"max_duration":"10m"}}`
+	h := newHarness(t, js, nil)
+	cfg, err := config.Parse([]byte(js), nil)
+	require.NoError(t, err)
+	dead, err := limiter.New(limiterConfig(cfg), h.sdk.shared)
+	require.NoError(t, err)
+	const tenants = resyncPerTick + 4
+	for i := range tenants {
+		name := fmt.Sprintf("t%02d", i)
+		p := payload(map[string]any{"aud": "account", "tenant_id": name})
+		require.Nil(t, h.do(sseReq(p, fmt.Sprintf("198.51.100.%d:1", i+1))).local)
+		var lease limiter.Lease // a dead VM's stream of the same tenant
+		r, err := dead.Admit(h.clock.now(), identity.Key{14: 1, 15: byte(i)}, name, &lease)
+		require.NoError(t, err)
+		require.Equal(t, limiter.None, r)
+	}
+	healed := func() (n int) {
+		for i := range tenants {
+			if h.gauge(StatName(MetricSSEConnections, "tenant", fmt.Sprintf("t%02d", i))) == 2 {
+				n++
+			}
+		}
+		return n
+	}
+	require.Zero(t, healed())
+	h.host.Tick()
+	assert.Equal(t, resyncPerTick, healed(), "one tick sets resyncPerTick gauges")
+	h.host.Tick()
+	assert.Equal(t, tenants, healed(), "the next tick sets the rest")
 }

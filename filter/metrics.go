@@ -63,8 +63,9 @@ type metrics struct {
 	// gauges are the labelled tenant gauges (OtherTenant excepted) with the
 	// tenant each counts, for the tick's resync from shared data; byLabel
 	// indexes them by label.
-	gauges  []tenantGauge
-	byLabel map[string]int
+	gauges     []tenantGauge
+	byLabel    map[string]int
+	resyncNext int // the next gauge to resync (round robin)
 }
 
 // tenantGauge is one labelled tenant gauge. shared: two tenants sanitise to
@@ -171,10 +172,17 @@ func (m *metrics) isOther(id uint32) bool {
 // that died with streams open heals within max_duration + one tick, like
 // the slots. Every VM sets the same value; an increment racing with it is
 // corrected at the next tick. OtherTenant and shared labels keep counting
-// by increments only.
+// by increments only. At most resyncPerTick gauges are set per tick, in
+// turn, which bounds the tick's host calls and the memory the values read
+// from shared data take in the VM (with the default 100 labels every gauge
+// is set within 7 ticks).
 func (m *metrics) resyncTenantGauges(l *limiter.Limiter, now time.Time) {
-	for i := range m.gauges {
-		g := &m.gauges[i]
+	for k := 0; k < resyncPerTick && k < len(m.gauges); k++ {
+		if m.resyncNext >= len(m.gauges) {
+			m.resyncNext = 0
+		}
+		g := &m.gauges[m.resyncNext]
+		m.resyncNext++
 		if g.shared {
 			continue
 		}
@@ -201,3 +209,6 @@ func sanitizeLabel(dst []byte, s string) []byte {
 	}
 	return dst
 }
+
+// resyncPerTick is how many tenant gauges one tick sets from shared data.
+const resyncPerTick = 16
