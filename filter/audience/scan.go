@@ -295,6 +295,16 @@ func str(v []byte, esc bool) string {
 	return unsafe.String(unsafe.SliceData(v), len(v))
 }
 
+// stringAt reads the JSON string whose opening quote is p[i] and returns
+// its value (unescaped in place, aliasing p) and the index just past it.
+func stringAt(p []byte, i int) (v string, end int, ok bool) {
+	e, esc, ok := scanString(p, i+1)
+	if !ok {
+		return "", i, false
+	}
+	return str(p[i+1:e-1], esc), e, true
+}
+
 // scan decodes the payload p, a JSON object, into out (fresh). It reports
 // false for anything Malformed. p is modified (strings unescaped in place).
 func (d *Decoder) scan(p []byte, out *Claims) bool {
@@ -318,12 +328,11 @@ func (d *Decoder) scan(p []byte, out *Claims) bool {
 		if p[i] != '"' {
 			return false
 		}
+		var key string
 		var e int
-		var esc bool
-		if e, esc, ok = scanString(p, i+1); !ok {
+		if key, e, ok = stringAt(p, i); !ok {
 			return false
 		}
-		key := str(p[i+1:e-1], esc)
 		i = ws(p, e)
 		if i >= len(p) || p[i] != ':' {
 			return false
@@ -389,11 +398,11 @@ func (d *Decoder) scan(p []byte, out *Claims) bool {
 func scanAud(p []byte, i int, out *Claims) (int, bool) {
 	switch p[i] {
 	case '"':
-		e, esc, ok := scanString(p, i+1)
+		v, e, ok := stringAt(p, i)
 		if !ok {
 			return i, false
 		}
-		out.AddAud(str(p[i+1:e-1], esc))
+		out.AddAud(v)
 		return e, true
 	case '[':
 		out.AudPresent = true
@@ -407,12 +416,12 @@ func scanAud(p []byte, i int, out *Claims) (int, bool) {
 			if p[i] != '"' || n > MaxAudValues {
 				return i, false
 			}
-			e, esc, ok := scanString(p, i+1)
+			v, e, ok := stringAt(p, i)
 			if !ok {
 				return i, false
 			}
 			if out.NAud < MaxAud {
-				out.AddAud(str(p[i+1:e-1], esc))
+				out.AddAud(v)
 			}
 			var done bool
 			if i, done, ok = nextElem(p, e); !ok || done {
@@ -429,11 +438,11 @@ func scanAud(p []byte, i int, out *Claims) (int, bool) {
 func (d *Decoder) scanTenant(p []byte, i int, out *Claims) (int, bool) {
 	switch p[i] {
 	case '"':
-		e, esc, ok := scanString(p, i+1)
+		v, e, ok := stringAt(p, i)
 		if !ok {
 			return i, false
 		}
-		out.SetTenant(str(p[i+1:e-1], esc))
+		out.SetTenant(v)
 		return e, true
 	case '[':
 		if i = ws(p, i+1); i >= len(p) {
@@ -446,14 +455,12 @@ func (d *Decoder) scanTenant(p []byte, i int, out *Claims) (int, bool) {
 		for {
 			var ok bool
 			if !found && p[i] == '"' {
-				var e int
-				var esc bool
-				if e, esc, ok = scanString(p, i+1); !ok {
+				var v string
+				if v, i, ok = stringAt(p, i); !ok {
 					return i, false
 				}
-				out.SetTenant(str(p[i+1:e-1], esc))
+				out.SetTenant(v)
 				found = true
-				i = e
 			} else if i, ok = d.skipValue(p, i); !ok {
 				return i, false
 			}
