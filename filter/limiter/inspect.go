@@ -30,19 +30,7 @@ func Inspect(value []byte, now time.Time) (st RecordStats, ok bool) {
 		return st, false
 	}
 	for i := range r.ents {
-		e := &r.ents[i]
-		var live uint64
-		for _, c := range r.cohorts[e.c0:e.c1] {
-			if c.exp > sec {
-				live += uint64(c.n)
-			}
-		}
-		rate := 0
-		for _, t := range r.rates[e.r0:e.r1] {
-			if inWindow(t, sec) {
-				rate++
-			}
-		}
+		live, rate, _ := r.counts(&r.ents[i], sec)
 		if live > 0 || rate > 0 {
 			st.Entries++
 		}

@@ -237,6 +237,23 @@ type view struct {
 	evict   int    // oldest rate-only live entry other than the target, -1 if none
 }
 
+// counts returns entry e's live leases (cohorts with exp > now), its rate
+// times in the window and the newest of them.
+func (r *record) counts(e *entry, now uint32) (live uint64, rate int, last uint32) {
+	for _, c := range r.cohorts[e.c0:e.c1] {
+		if c.exp > now {
+			live += uint64(c.n)
+		}
+	}
+	for _, t := range r.rates[e.r0:e.r1] {
+		if inWindow(t, now) {
+			rate++
+			last = t
+		}
+	}
+	return live, rate, last
+}
+
 // look scans r at second now for the entry id.
 func look(r *record, id *[16]byte, now uint32) view {
 	v := view{evict: -1}
@@ -244,19 +261,7 @@ func look(r *record, id *[16]byte, now uint32) view {
 	var evictAt uint32
 	for i := range r.ents {
 		e := &r.ents[i]
-		var live uint64
-		for _, c := range r.cohorts[e.c0:e.c1] {
-			if c.exp > now {
-				live += uint64(c.n)
-			}
-		}
-		rate, last := 0, uint32(0)
-		for _, t := range r.rates[e.r0:e.r1] {
-			if inWindow(t, now) {
-				rate++
-				last = t
-			}
-		}
+		live, rate, last := r.counts(e, now)
 		if live == 0 && rate == 0 {
 			continue // dead: pruned on the next write
 		}
