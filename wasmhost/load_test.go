@@ -226,7 +226,7 @@ func TestMemoryLimitIsOneGiB(t *testing.T) {
 
 	// A module declaring a larger maximum (emscripten's 2 GiB) loads, as in
 	// Envoy (V8 caps at run time), and is still capped at 1 GiB.
-	m.memMax = 32768
+	m.MemMax = 32768
 	h = newHost(t, m.Bytes(), wasmhost.Config{})
 	if s, err = newVM(t, h).NewStream(nil); err != nil {
 		t.Fatal(err)

@@ -8,89 +8,29 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/stoa-platform/stoa-guard/internal/wasmbin"
 )
 
-// A tiny Wasm binary writer, enough for modules that import and export
-// functions of given signatures (each defined function returns zeros).
-
+// fn is a function a test module imports or exports; exported functions
+// return zeros.
 type fn struct {
 	mod, name string
 	sig       Signature
 }
 
-func leb(b []byte, v uint32) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			b = append(b, c|0x80)
-			continue
-		}
-		return append(b, c)
-	}
-}
-
-func name(b []byte, s string) []byte { return append(leb(b, uint32(len(s))), s...) }
-
-func section(out []byte, id byte, body []byte) []byte {
-	return append(leb(append(out, id), uint32(len(body))), body...)
-}
-
-func vtypes(b []byte, ts []api.ValueType) []byte {
-	b = leb(b, uint32(len(ts)))
-	return append(b, ts...)
-}
-
+// module writes a module with imports and exports, and a 1-page memory
+// exported as "memory" when memory is true.
 func module(imports, exports []fn, memory bool) []byte {
-	out := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
-	all := append(slices.Clone(imports), exports...)
-	types := leb(nil, uint32(len(all)))
-	for _, f := range all {
-		types = vtypes(vtypes(append(types, 0x60), f.sig.Params), f.sig.Results)
+	m := wasmbin.New()
+	m.MemMin, m.NoMemory = 1, !memory
+	for _, f := range imports {
+		m.Import(f.mod, f.name, f.sig.Params, f.sig.Results)
 	}
-	out = section(out, 1, types)
-	imp := leb(nil, uint32(len(imports)))
-	for i, f := range imports {
-		imp = leb(append(name(name(imp, f.mod), f.name), 0), uint32(i))
-	}
-	out = section(out, 2, imp)
-	funcs := leb(nil, uint32(len(exports)))
-	for i := range exports {
-		funcs = leb(funcs, uint32(len(imports)+i))
-	}
-	out = section(out, 3, funcs)
-	if memory {
-		out = section(out, 5, []byte{1, 0, 1})
-	}
-	exp := leb(nil, uint32(len(exports)+btoi(memory)))
-	for i, f := range exports {
-		exp = leb(append(name(exp, f.name), 0), uint32(len(imports)+i))
-	}
-	if memory {
-		exp = append(name(exp, "memory"), 2, 0)
-	}
-	out = section(out, 7, exp)
-	code := leb(nil, uint32(len(exports)))
 	for _, f := range exports {
-		body := []byte{0} // no locals
-		for _, r := range f.sig.Results {
-			if r == api.ValueTypeI64 {
-				body = append(body, 0x42, 0)
-			} else {
-				body = append(body, 0x41, 0)
-			}
-		}
-		body = append(body, 0x0b)
-		code = append(leb(code, uint32(len(body))), body...)
+		m.Func(f.name, f.sig.Params, f.sig.Results, nil, wasmbin.Zero(f.sig.Results))
 	}
-	return section(out, 10, code)
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+	return m.Bytes()
 }
 
 func goodExports() []fn {
