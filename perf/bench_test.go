@@ -56,8 +56,8 @@ var clients = func() []wasmhost.Properties {
 	return out
 }()
 
-// next picks the client of the next request; fixed (>= 0) pins one client.
-var next, fixed = 0, -1
+// next picks the client of the next request.
+var next int
 
 // newVM starts one VM of the module built from pkg.
 func newVM(tb testing.TB, pkg string, profile wasmhost.Profile) (*wasmhost.Host, *wasmhost.VM) {
@@ -83,11 +83,7 @@ func newVM(tb testing.TB, pkg string, profile wasmhost.Profile) (*wasmhost.Host,
 // answered as expected (upstream reached or local response).
 func serve(vm *wasmhost.VM, r *request, body []byte) (ok bool) {
 	next++
-	c := next % len(clients)
-	if fixed >= 0 {
-		c = fixed
-	}
-	s, err := vm.NewStream(clients[c])
+	s, err := vm.NewStream(clients[next%len(clients)])
 	if err != nil {
 		return false
 	}
