@@ -58,14 +58,14 @@ type metrics struct {
 	closed      [len(closeReasons)]uint32
 
 	maxTenants int
-	tenants    map[string]uint32 // sanitised label -> gauge id
-	label      []byte            // scratch for sanitising
-	// gauges are the labelled tenant gauges (OtherTenant excepted) with the
-	// tenant each counts, for the tick's resync from shared data; byLabel
-	// indexes them by label.
+	label      []byte // scratch for sanitising
+	// gauges are the labelled tenant gauges with the tenant each counts (for
+	// the tick's resync from shared data); labels indexes them by label.
 	gauges     []tenantGauge
-	byLabel    map[string]int
-	resyncNext int // the next gauge to resync (round robin)
+	labels     map[string]int
+	resyncNext int    // the next gauge to resync (round robin)
+	otherID    uint32 // OtherTenant's gauge, once defined
+	hasOther   bool
 }
 
 // tenantGauge is one labelled tenant gauge. shared: two tenants sanitise to
@@ -78,13 +78,12 @@ type tenantGauge struct {
 
 func newMetrics(h Host, maxTenants int) (*metrics, error) {
 	m := &metrics{
-		byLabel:     make(map[string]int),
 		host:        h,
 		sseRejected: make(map[limiter.Reason]uint32, len(sseRejectReasons)),
 		jwt:         make(map[audience.Reason]uint32, len(jwtReasons)),
 		cors:        make(map[cors.Reason]uint32, len(corsReasons)),
 		maxTenants:  maxTenants,
-		tenants:     make(map[string]uint32),
+		labels:      make(map[string]int),
 		label:       make([]byte, 0, maxTenantLabelLen),
 	}
 	var err error
@@ -127,44 +126,39 @@ func (m *metrics) closedInc(reason int)            { m.inc(m.closed[reason], tru
 
 // tenantGauge returns the gauge id for tenant, defining it on first use. The
 // label is the tenant lower-cased with every byte outside [a-z0-9_-] turned
-// into '_', cut to 64 bytes; past maxTenants distinct labels (or when the
-// host refuses) the tenant is counted under OtherTenant. Only a new label
-// allocates: a tenant counted under OtherTenant does not.
-func (m *metrics) tenantGauge(tenant string) (uint32, bool) {
+// into '_', cut to 64 bytes; past maxTenants distinct labels the tenant is
+// counted under OtherTenant (other is then true); ok is false when the host
+// refuses the metric. Only a new label allocates: a tenant counted under
+// OtherTenant does not.
+func (m *metrics) tenantGauge(tenant string) (id uint32, other, ok bool) {
 	m.label = sanitizeLabel(m.label[:0], tenant)
-	if id, ok := m.tenants[string(m.label)]; ok { // no allocation: map lookup by converted []byte
-		if i, ok := m.byLabel[string(m.label)]; ok && m.gauges[i].tenant != tenant {
-			m.gauges[i].shared = true
+	if i, ok := m.labels[string(m.label)]; ok { // no allocation: map lookup by converted []byte
+		g := &m.gauges[i]
+		if g.tenant != tenant {
+			g.shared = true
 		}
-		return id, true
+		return g.id, false, true
 	}
-	var name string
-	if len(m.tenants) >= m.maxTenants {
+	if len(m.labels) >= m.maxTenants || string(m.label) == OtherTenant {
 		// Past the cap: no new string (this path runs for every admission
 		// of every tenant beyond the first maxTenants).
-		name = OtherTenant
-		if id, ok := m.tenants[name]; ok {
-			return id, true
+		if !m.hasOther {
+			oid, err := m.host.DefineMetric(abi.MetricGauge, StatName(MetricSSEConnections, "tenant", OtherTenant))
+			if err != nil {
+				return 0, false, false
+			}
+			m.otherID, m.hasOther = oid, true
 		}
-	} else {
-		name = string(m.label)
+		return m.otherID, true, true
 	}
+	name := string(m.label)
 	id, err := m.host.DefineMetric(abi.MetricGauge, StatName(MetricSSEConnections, "tenant", name))
 	if err != nil {
-		return 0, false
+		return 0, false, false
 	}
-	m.tenants[name] = id
-	if name != OtherTenant {
-		m.byLabel[name] = len(m.gauges)
-		m.gauges = append(m.gauges, tenantGauge{id: id, tenant: string([]byte(tenant))}) // tenant may alias host memory
-	}
-	return id, true
-}
-
-// isOther reports whether id is OtherTenant's gauge.
-func (m *metrics) isOther(id uint32) bool {
-	other, ok := m.tenants[OtherTenant]
-	return ok && other == id
+	m.labels[name] = len(m.gauges)
+	m.gauges = append(m.gauges, tenantGauge{id: id, tenant: string([]byte(tenant))}) // tenant may alias host memory
+	return id, false, true
 }
 
 // resyncTenantGauges sets each labelled tenant gauge to the tenant's live

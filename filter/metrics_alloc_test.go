@@ -31,22 +31,23 @@ func TestTenantBeyondLabelCapAllocatesNothing(t *testing.T) {
 	h := &metricsHost{}
 	m, err := newMetrics(h, 2)
 	require.NoError(t, err)
-	first, ok := m.tenantGauge("a")
+	first, _, ok := m.tenantGauge("a")
 	require.True(t, ok)
-	_, ok = m.tenantGauge("b")
+	_, _, ok = m.tenantGauge("b")
 	require.True(t, ok)
-	other, ok := m.tenantGauge("c")
+	other, isOther, ok := m.tenantGauge("c")
 	require.True(t, ok)
+	assert.True(t, isOther, "c is past the cap")
 	assert.Equal(t, StatName(MetricSSEConnections, "tenant", OtherTenant), h.names[len(h.names)-1])
 	defined := len(h.names)
 
 	assert.Zero(t, testing.AllocsPerRun(200, func() {
-		if id, _ := m.tenantGauge("a"); id != first {
+		if id, _, _ := m.tenantGauge("a"); id != first {
 			t.Fatal("label a moved")
 		}
 	}), "a labelled tenant")
 	assert.Zero(t, testing.AllocsPerRun(200, func() {
-		if id, _ := m.tenantGauge("tenant-beyond-the-cap"); id != other {
+		if id, _, _ := m.tenantGauge("tenant-beyond-the-cap"); id != other {
 			t.Fatal("not counted under _other")
 		}
 	}), "a tenant past the cap")

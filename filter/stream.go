@@ -284,8 +284,8 @@ func (s *stream) admit(r *request, tenant string) (types.Action, bool) {
 	s.admitted = true
 	s.lastActivity = now
 	p.streams.track(s)
-	if id, ok := p.metrics.tenantGauge(tenant); ok {
-		s.tenantGauge, s.hasGauge, s.otherGauge = id, true, p.metrics.isOther(id)
+	if id, other, ok := p.metrics.tenantGauge(tenant); ok {
+		s.tenantGauge, s.hasGauge, s.otherGauge = id, true, other
 		_ = p.host.IncrementMetric(id, 1)
 	}
 	return types.ActionContinue, false
