@@ -46,7 +46,8 @@ var (
 // Errors of the Go API.
 var (
 	// ErrVMFailed: the VM trapped (or was failed by VM.Fail); like Envoy, no
-	// callback reaches it any more. VM.Err tells why.
+	// callback reaches it any more. VM.Err tells why. What the stream then
+	// gets (Envoy: 503, or continue with fail_open) is the caller's choice.
 	ErrVMFailed = errors.New("wasmhost: VM failed")
 	// ErrStreamDone: the stream has ended (End, Reset, close_stream).
 	ErrStreamDone = errors.New("wasmhost: stream already ended")

@@ -61,9 +61,6 @@ type Config struct {
 	Metrics *Metrics
 	// CompilationCache is shared by every runtime. nil: a package-wide cache.
 	CompilationCache wazero.CompilationCache
-	// FailOpen mirrors the plugin's fail_open: after a VM failure streams
-	// continue (ActionContinue) instead of getting a 503 "wasm_fail_stream".
-	FailOpen bool
 	// MaxLogs bounds the captured log entries (default 100000); later entries
 	// are counted, not stored.
 	MaxLogs int
