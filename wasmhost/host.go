@@ -93,15 +93,16 @@ func DefaultCompilationCache() wazero.CompilationCache {
 // store, metrics, logs and clock. Host methods are safe for concurrent use;
 // a VM is not (see VM).
 type Host struct {
-	cfg     Config
-	bin     []byte
-	abi     ABIVersion
-	clock   *Clock
-	shared  *SharedData
-	metrics *Metrics
-	cache   wazero.CompilationCache
-	random  io.Reader
-	env     []string // "K=V"
+	cfg      Config
+	bin      []byte
+	abi      ABIVersion
+	clock    *Clock
+	shared   *SharedData
+	metrics  *Metrics
+	cache    wazero.CompilationCache
+	random   io.Reader
+	env      []string       // "K=V"
+	compiled wazero.Runtime // holds the compiled module in the cache until Close
 
 	mu     sync.Mutex
 	vms    []*VM
@@ -164,14 +165,17 @@ func NewHost(ctx context.Context, wasm []byte, cfg Config) (*Host, error) {
 		h.env = append(h.env, k+"="+cfg.Env[k])
 	}
 
-	rt := wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig())
-	defer rt.Close(ctx)
-	cm, err := rt.CompileModule(ctx, wasm)
+	// The module is compiled once, here: this runtime stays open until
+	// Close, so its compiled code stays in the shared compilation cache and
+	// every VM's runtime finds it there instead of compiling again.
+	h.compiled = wazero.NewRuntimeWithConfig(ctx, h.runtimeConfig())
+	cm, err := h.compiled.CompileModule(ctx, wasm)
 	if err != nil {
+		_ = h.compiled.Close(ctx)
 		return nil, &LoadError{"Failed to load Wasm module: " + err.Error()}
 	}
-	defer cm.Close(ctx)
 	if err := h.check(cm); err != nil {
+		_ = h.compiled.Close(ctx)
 		return nil, err
 	}
 	return h, nil
@@ -325,7 +329,8 @@ func (h *Host) Advance(d time.Duration) error {
 	return first
 }
 
-// Close closes every VM (and its wazero runtime).
+// Close closes every VM (and its wazero runtime), then the runtime that
+// holds the compiled module.
 func (h *Host) Close(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
@@ -336,6 +341,9 @@ func (h *Host) Close(ctx context.Context) error {
 		if err := vm.Close(ctx); err != nil && first == nil {
 			first = err
 		}
+	}
+	if err := h.compiled.Close(ctx); err != nil && first == nil {
+		first = err
 	}
 	return first
 }
