@@ -137,7 +137,7 @@ func BenchmarkRequest(b *testing.B) {
 				}
 				b.ReportMetric(float64(after.HostCalls-before.HostCalls)/n, "hostcalls/op")
 				b.ReportMetric(float64(after.Callbacks-before.Callbacks)/n, "callbacks/op")
-				b.ReportMetric(float64(after.BytesToGuest-before.BytesToGuest+after.BytesFromGue-before.BytesFromGue)/n, "B-copied/op")
+				b.ReportMetric(float64(after.BytesToGuest-before.BytesToGuest+after.BytesFromGuest-before.BytesFromGuest)/n, "B-copied/op")
 				b.ReportMetric(ns/floor, "x-floor")
 			})
 		}

@@ -113,7 +113,7 @@ func (vm *VM) register(ctx context.Context, mod string, sigs map[string][2][]api
 func (vm *VM) read(ptr, n uint32) ([]byte, bool) {
 	b, ok := vm.mem.Read(ptr, n)
 	if ok {
-		vm.stats.BytesFromGue += uint64(n)
+		vm.stats.BytesFromGuest += uint64(n)
 	}
 	return b, ok
 }

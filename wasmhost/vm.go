@@ -75,7 +75,7 @@ type VMStats struct {
 	Callbacks     uint64 // every callback the host made into the module (allocator included)
 	Allocations   uint64 // calls of the guest allocator
 	BytesToGuest  uint64 // bytes the host wrote into linear memory
-	BytesFromGue  uint64 // bytes the host read from linear memory
+	BytesFromGuest  uint64 // bytes the host read from linear memory
 	CallbackNanos uint64 // wall time inside callbacks (Config.TimeCallbacks)
 }
 
