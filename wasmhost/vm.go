@@ -71,12 +71,12 @@ type VM struct {
 
 // VMStats are counters a VM keeps about its own traffic with the host.
 type VMStats struct {
-	HostCalls     uint64 // every host function call (env and WASI)
-	Callbacks     uint64 // every callback the host made into the module (allocator included)
-	Allocations   uint64 // calls of the guest allocator
-	BytesToGuest  uint64 // bytes the host wrote into linear memory
-	BytesFromGuest  uint64 // bytes the host read from linear memory
-	CallbackNanos uint64 // wall time inside callbacks (Config.TimeCallbacks)
+	HostCalls      uint64 // every host function call (env and WASI)
+	Callbacks      uint64 // every callback the host made into the module (allocator included)
+	Allocations    uint64 // calls of the guest allocator
+	BytesToGuest   uint64 // bytes the host wrote into linear memory
+	BytesFromGuest uint64 // bytes the host read from linear memory
+	CallbackNanos  uint64 // wall time inside callbacks (Config.TimeCallbacks)
 }
 
 // ErrConfigure is returned by NewVM when proxy_on_vm_start or
