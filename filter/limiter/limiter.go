@@ -318,7 +318,7 @@ func (l *Limiter) admit(now time.Time, ip identity.Key, tenant string, lease *Le
 	l.begin()
 	start := sec - sec%l.grain
 	th := fnvString(fnvOffset, tenant)
-	tb := 1 + uint32(th%uint64(l.cfg.TenantBuckets))
+	tb := l.tenantBucket(th)
 	cb := 1 + uint32(l.cfg.TenantBuckets) + uint32(fnvBytes(fnvOffset, ip[:])%uint64(l.cfg.IPBuckets))
 	var ch change
 	ch.exp, ch.now, ch.add, ch.maxRate, ch.noRate = start+l.span, sec, true, l.cfg.RatePerMin, noRate
@@ -367,16 +367,29 @@ func (l *Limiter) TenantLeases(now time.Time, tenant string) (uint64, error) {
 	}
 	l.begin()
 	th := fnvString(fnvOffset, tenant)
-	tb := 1 + int(th%uint64(l.cfg.TenantBuckets))
-	if err := l.fetch(tb, sec); err != nil {
-		return 0, err
-	}
-	sl := &l.cache[l.slotOf(tb)]
-	if sl.missing || decode(sl.val, kindTenant, &l.in) != nil {
-		return 0, nil
-	}
 	id := tenantID(th)
-	return look(&l.in, &id, sec).leases, nil
+	v, err := l.read(int(l.tenantBucket(th)), kindTenant, &id, sec)
+	return v.leases, err
+}
+
+// tenantBucket is the key index of the bucket holding tenant hash th.
+func (l *Limiter) tenantBucket(th uint64) uint32 {
+	return 1 + uint32(th%uint64(l.cfg.TenantBuckets))
+}
+
+// read returns what key idx holds for entry id at now, from a Get made in
+// the current operation (a record that does not decode counts as empty).
+func (l *Limiter) read(idx int, kind uint8, id *[16]byte, now uint32) (view, error) {
+	sl := &l.cache[l.slotOf(idx)]
+	if !l.fresh(sl, idx) {
+		if err := l.fetch(idx, now); err != nil {
+			return view{}, err
+		}
+	}
+	if decode(sl.val, kind, &l.in) != nil && !sl.missing {
+		l.stats.Corrupt++
+	}
+	return look(&l.in, id, now), nil
 }
 
 // Release gives back the lease's slots, exactly once: a second call, a call
@@ -455,15 +468,11 @@ var errExhausted = errors.New("limiter: store contention: retries exhausted")
 // clientRefuses reports, from a fresh read, whether the client record would
 // refuse ip (ip_limit); used only to order the reason of a refusal.
 func (l *Limiter) clientRefuses(idx int, ip identity.Key, now uint32) bool {
-	sl := &l.cache[l.slotOf(idx)]
-	if !l.fresh(sl, idx) && l.fetch(idx, now) != nil {
+	id := [16]byte(ip)
+	w, err := l.read(idx, kindClient, &id, now)
+	if err != nil {
 		return false
 	}
-	if decode(sl.val, kindClient, &l.in) != nil && !sl.missing {
-		l.stats.Corrupt++
-	}
-	id := [16]byte(ip)
-	w := look(&l.in, &id, now)
 	return w.leases >= uint64(l.cfg.MaxPerIP) ||
 		!w.found && w.entries >= l.cfg.BucketEntries && w.evict < 0
 }
