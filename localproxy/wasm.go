@@ -18,8 +18,8 @@ import (
 	"github.com/stoa-platform/stoa-guard/wasmhost"
 )
 
-// DefaultTickInterval is how often the Wasm engine moves the host clock to
-// real time and gives each VM the chance to run its on_tick. The filter's
+// DefaultTickInterval is how often the Wasm engine gives each VM the chance
+// to run its on_tick. The filter's
 // own tick (sse.tick, at least 100ms) is then late by at most this much.
 const DefaultTickInterval = 100 * time.Millisecond
 
@@ -95,9 +95,8 @@ func compilationCache(dir string, log *slog.Logger) wazero.CompilationCache {
 // WasmEngine runs the filter module in the project's proxy-wasm host
 // (package wasmhost): one Host, one VM per worker, sharing shared data and
 // metrics as Envoy's worker threads do. Time is real time, as in Envoy: WASI
-// clocks come from the host, and the host clock (proxy time, tick
-// scheduling) is moved to time.Now before every callback and by a ticker
-// that fires due on_tick callbacks.
+// clocks come from the host, the host clock (proxy time, tick scheduling) is
+// wasmhost.RealClock, and a ticker fires due on_tick callbacks.
 type WasmEngine struct {
 	host    *wasmhost.Host
 	vms     []*wasmhost.VM
@@ -110,9 +109,6 @@ type WasmEngine struct {
 	closeOnce sync.Once
 	closeErr  error
 	logMu     sync.Mutex // serialises draining the host's log buffer
-
-	clockMu   sync.Mutex
-	clockLast time.Time
 }
 
 var _ Engine = (*WasmEngine)(nil)
@@ -148,7 +144,7 @@ func NewWasmEngine(ctx context.Context, cfg WasmConfig) (*WasmEngine, error) {
 		PluginConfig: cfg.PluginConfig,
 		Env:          cfg.Env,
 		LogLevel:     guestLevel(cfg.Log),
-		Clock:        wasmhost.NewClock(time.Now()),
+		Clock:        wasmhost.RealClock(),
 		WASIClock:    wasmhost.WASIClockHost,
 		StatsTags:    tags,
 		MaxLogs:      10000, // drained by the ticker
@@ -203,7 +199,7 @@ func (e *WasmEngine) Workers() int { return len(e.vms) }
 // diagnostics and tests.
 func (e *WasmEngine) Host() *wasmhost.Host { return e.host }
 
-// ticker moves the clock to real time and runs due ticks on every VM, one
+// ticker runs due ticks on every VM, one
 // after the other (each VM call takes that VM's lock, so a tick never
 // overlaps a stream callback of the same worker), then forwards new log
 // lines.
@@ -216,7 +212,6 @@ func (e *WasmEngine) ticker(every time.Duration) {
 		case <-e.stop:
 			return
 		case <-t.C:
-			e.touchClock()
 			for i, vm := range e.vms {
 				if _, err := vm.RunTimers(); err != nil {
 					e.vmFailed(i, err)
@@ -225,20 +220,6 @@ func (e *WasmEngine) ticker(every time.Duration) {
 			e.drainLogs()
 		}
 	}
-}
-
-// touchClock moves the host clock to real time before a callback: the
-// filter's proxy time (proxy_get_current_time_nanoseconds) is Envoy's
-// dispatcher time, real time at the call. Never backwards, even when two
-// workers' goroutines race here.
-func (e *WasmEngine) touchClock() {
-	now := time.Now()
-	e.clockMu.Lock()
-	if now.After(e.clockLast) {
-		e.clockLast = now
-		e.host.Clock().Set(now)
-	}
-	e.clockMu.Unlock()
 }
 
 // vmFailed logs a worker's failure once. Like Envoy with fail_open false
@@ -304,7 +285,6 @@ func (e *WasmEngine) NewStream(w int, info StreamInfo) (Stream, error) {
 	if w < 0 || w >= len(e.vms) {
 		return nil, fmt.Errorf("localproxy: worker %d out of range [0,%d)", w, len(e.vms))
 	}
-	e.touchClock()
 	s, err := e.vms[w].NewStream(e.properties(info))
 	if err != nil {
 		if errors.Is(err, wasmhost.ErrVMFailed) {
@@ -393,7 +373,6 @@ func (s *wasmStream) ResponseHeaders(h []Header, eos bool) ([]Header, *LocalRepl
 // left them (list), its local reply, or Envoy's 503 when the VM failed.
 func (s *wasmStream) headers(call func([]wasmhost.Header, bool) (wasmhost.Action, error),
 	list func() []wasmhost.Header, h []Header, eos bool) ([]Header, *LocalReply, error) {
-	s.e.touchClock()
 	if _, err := call(toHost(h), eos); err != nil {
 		if errors.Is(err, wasmhost.ErrVMFailed) {
 			s.e.vmFailed(s.w, err)
@@ -411,7 +390,6 @@ func (s *wasmStream) headers(call func([]wasmhost.Header, bool) (wasmhost.Action
 // the proxy then resets the client's stream, as Envoy does when a failed
 // filter cannot process a body chunk.
 func (s *wasmStream) ResponseBody(chunk []byte, eos bool) error {
-	s.e.touchClock()
 	_, err := s.s.ResponseBody(chunk, eos)
 	if err != nil && errors.Is(err, wasmhost.ErrVMFailed) {
 		s.e.vmFailed(s.w, err)
@@ -425,7 +403,6 @@ func (s *wasmStream) Closed() <-chan struct{} { return s.s.Closed() }
 // End implements Stream: on_log, on_done, on_delete, once.
 func (s *wasmStream) End() {
 	s.endOnce.Do(func() {
-		s.e.touchClock()
 		if err := s.s.End(); err != nil && !errors.Is(err, wasmhost.ErrVMFailed) && !errors.Is(err, wasmhost.ErrClosed) {
 			s.e.log.Debug("filter: ending a stream failed", "worker", s.w, "err", err)
 		}
